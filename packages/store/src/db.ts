@@ -1,0 +1,113 @@
+/** The typed kysely schema. int8 columns are parsed to JS numbers (all values are safe integers). */
+import type { Generated } from 'kysely';
+
+export interface JournalTable {
+  persistence_id: string;
+  seq_from: number;
+  seq_to: number;
+  /** Payload format version: see codec.ts. */
+  format: number;
+  payload: Uint8Array;
+}
+
+export interface JournalFenceTable {
+  scope: string;
+  token: number;
+}
+
+export interface SnapshotTable {
+  persistence_id: string;
+  seq: number;
+  payload: Uint8Array;
+  created_at: Generated<Date>;
+}
+
+export interface ProjectionCheckpointTable {
+  projection: string;
+  persistence_id: string;
+  seq: number;
+}
+
+export type OrderStatus = 'pendingStop' | 'new' | 'open' | 'partiallyFilled' | 'filled' | 'cancelled';
+
+export interface OrderTable {
+  instrument: string;
+  order_id: number;
+  account: string;
+  client_order_id: string | null;
+  side: string;
+  order_type: string;
+  tif: string;
+  price: number;
+  stop_price: number;
+  /** Quantity as accepted. */
+  qty: number;
+  /** Open quantity now (0 once filled or cancelled). */
+  leaves_qty: number;
+  filled_qty: number;
+  /** Sum of price × qty over fills, for the average price. */
+  filled_notional: number;
+  status: OrderStatus;
+  cancel_reason: string | null;
+  is_open: boolean;
+  created_ts: number;
+  updated_ts: number;
+}
+
+export interface TradeTable {
+  instrument: string;
+  trade_id: number;
+  ts: number;
+  price: number;
+  qty: number;
+  taker_order_id: number;
+  taker_account: string;
+  taker_side: string;
+  maker_order_id: number;
+  maker_account: string;
+  taker_fee: number;
+  maker_fee: number;
+}
+
+export interface BalanceTable {
+  account: string;
+  asset: string;
+  available: number;
+  held: number;
+  updated_ts: number;
+}
+
+export interface PositionTable {
+  account: string;
+  instrument: string;
+  qty: number;
+  /** Sum of signed entry notional of the open quantity (quote minor units). */
+  cost: number;
+  realized_pnl: number;
+  updated_ts: number;
+}
+
+export interface CandleTable {
+  instrument: string;
+  interval: string;
+  start_ts: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+  trades: number;
+  closed: boolean;
+}
+
+export interface Database {
+  journal: JournalTable;
+  journal_fences: JournalFenceTable;
+  snapshots: SnapshotTable;
+  projection_checkpoints: ProjectionCheckpointTable;
+  orders: OrderTable;
+  trades: TradeTable;
+  balances: BalanceTable;
+  positions: PositionTable;
+  candles: CandleTable;
+}

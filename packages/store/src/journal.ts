@@ -1,0 +1,393 @@
+/**
+ * The Postgres journal (pg or PGlite). See `Journal` in `@bourse/actors` for the contract.
+ *
+ * Storage: one `journal` row per persistence id per append, holding events `seq_from..seq_to`
+ * msgpack-packed (codec.ts). An append is ONE statement, `bourse_journal_append(...)` (migrations.ts):
+ * one round trip and one transaction for the whole batch, however many ids it holds. Its inputs are
+ * arrays plus one binary blob of all payloads that the server slices, so the statement text and the
+ * parameter count do not grow with the batch.
+ *
+ * Why sequences cannot fork: the primary key is `(persistence_id, seq_from)` and a row may only be
+ * inserted when the id's latest visible row ends at `seq_from - 1`. Two writers with the same
+ * expectation insert the same `seq_from`; the unique index lets one commit and the other conflicts.
+ */
+import { CompiledQuery } from 'kysely';
+import type {
+  AppendOptions,
+  AppendOutcome,
+  FenceToken,
+  Journal,
+  JournalPage,
+  JournalWrite,
+  ReadOptions,
+  SequenceConflict,
+  Snapshot,
+} from '@bourse/actors';
+import { CURRENT_FORMAT, EventCodec } from './codec.js';
+import { backoffMs, defaultRetry, isTransient, sleep, type Connection, type RetryPolicy } from './connect.js';
+import {
+  JournalConflictError,
+  JournalError,
+  JournalFencedError,
+  JournalGapError,
+  JournalOutcomeUnknownError,
+  JournalUnavailableError,
+  JournalUsageError,
+} from './errors.js';
+
+export interface JournalOptions {
+  readonly retry?: RetryPolicy;
+  /** Most events packed in one row; longer writes are split. Default 4096. */
+  readonly rowEventsMax?: number;
+  /** Default page bound for `read`. Default 8192. */
+  readonly pageEventsMax?: number;
+}
+
+/** A batch ready to send: the arrays `bourse_journal_append` takes. */
+interface PreparedAppend {
+  ids: string[];
+  froms: number[];
+  tos: number[];
+  checks: boolean[];
+  offs: number[];
+  lens: number[];
+  payload: Buffer;
+  scopes: string[];
+  tokens: number[];
+  /** Per id: expected seq and event count (after merging). */
+  heads: Map<string, { expected: number; count: number }>;
+}
+
+const APPEND_SQL =
+  'select bourse_journal_append($1::text[], $2::int8[], $3::int8[], $4::bool[], $5::int4[], $6::int4[], $7::bytea, $8::int2, $9::text[], $10::int8[]) as n';
+
+const isSafeSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+export class StoreJournal<E = unknown> implements Journal<E> {
+  readonly #conn: Connection;
+  readonly #codec = new EventCodec();
+  readonly #retry: RetryPolicy;
+  readonly #rowEventsMax: number;
+  readonly #pageEventsMax: number;
+  #closed = false;
+
+  constructor(conn: Connection, opts: JournalOptions = {}) {
+    this.#conn = conn;
+    this.#retry = opts.retry ?? defaultRetry;
+    this.#rowEventsMax = opts.rowEventsMax ?? 4096;
+    this.#pageEventsMax = opts.pageEventsMax ?? 8192;
+  }
+
+  // ------------------------------------------------------------ append
+
+  async append(writes: readonly JournalWrite<E>[], options: AppendOptions = {}): Promise<void> {
+    const prep = this.#prepare(writes, options.fences ?? []);
+    if (prep.ids.length === 0 && prep.scopes.length === 0) return;
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#query(APPEND_SQL, [prep.ids, prep.froms, prep.tos, prep.checks, prep.offs, prep.lens, prep.payload, CURRENT_FORMAT, prep.scopes, prep.tokens]);
+        return;
+      } catch (e) {
+        const typed = this.#appendError(e);
+        if (typed) throw typed;
+        if (!isTransient(e)) throw new JournalError(`journal append failed: ${(e as Error).message}`, { cause: e });
+        // The connection broke: the commit may or may not have happened. Find out, then retry if absent.
+        if (prep.ids.length > 0) {
+          const outcome = await this.#resolveWithRetry(prep, started, e);
+          if (outcome === 'committed') return;
+        }
+        if (Date.now() - started > this.#retry.budgetMs) {
+          throw new JournalUnavailableError(`journal append: database unavailable for ${Date.now() - started} ms (nothing was stored): ${(e as Error).message}`, { cause: e });
+        }
+        await sleep(backoffMs(this.#retry, attempt));
+      }
+    }
+  }
+
+  async resolveAppend(writes: readonly JournalWrite<E>[]): Promise<AppendOutcome> {
+    return this.#resolve(this.#prepare(writes, []));
+  }
+
+  #prepare(writes: readonly JournalWrite<E>[], fences: readonly FenceToken[]): PreparedAppend {
+    const merged = new Map<string, { expected: number; events: E[] }>();
+    for (const w of writes) {
+      if (typeof w.persistenceId !== 'string' || w.persistenceId.length === 0) throw new JournalUsageError('append: persistenceId must be a non-empty string');
+      if (!isSafeSeq(w.expectedSeq)) throw new JournalUsageError(`append ${w.persistenceId}: expectedSeq must be a safe integer >= 0, got ${w.expectedSeq}`);
+      if (!Array.isArray(w.events) || w.events.length === 0) throw new JournalUsageError(`append ${w.persistenceId}: events must be a non-empty array`);
+      const m = merged.get(w.persistenceId);
+      if (!m) merged.set(w.persistenceId, { expected: w.expectedSeq, events: [...w.events] });
+      else if (m.expected + m.events.length === w.expectedSeq) m.events.push(...w.events);
+      else throw new JournalUsageError(`append ${w.persistenceId}: two writes in one batch are not contiguous (expected ${m.expected + m.events.length}, got ${w.expectedSeq})`);
+    }
+    const p: PreparedAppend = { ids: [], froms: [], tos: [], checks: [], offs: [], lens: [], payload: Buffer.alloc(0), scopes: [], tokens: [], heads: new Map() };
+    const chunks: Uint8Array[] = [];
+    let off = 0;
+    for (const [id, m] of merged) {
+      p.heads.set(id, { expected: m.expected, count: m.events.length });
+      for (let i = 0; i < m.events.length; i += this.#rowEventsMax) {
+        const slice = m.events.length <= this.#rowEventsMax ? m.events : m.events.slice(i, i + this.#rowEventsMax);
+        const bytes = this.#codec.encode(slice);
+        p.ids.push(id);
+        p.froms.push(m.expected + i + 1);
+        p.tos.push(m.expected + i + slice.length);
+        p.checks.push(i === 0);
+        p.offs.push(off);
+        p.lens.push(bytes.length);
+        chunks.push(bytes);
+        off += bytes.length;
+      }
+    }
+    p.payload = Buffer.concat(chunks, off);
+    const seen = new Set<string>();
+    for (const f of fences) {
+      if (typeof f.scope !== 'string' || !isSafeSeq(f.token)) throw new JournalUsageError('append: a fence needs a string scope and a safe integer token >= 0');
+      if (seen.has(f.scope)) throw new JournalUsageError(`append: fence scope ${f.scope} given twice`);
+      seen.add(f.scope);
+      p.scopes.push(f.scope);
+      p.tokens.push(f.token);
+    }
+    return p;
+  }
+
+  #appendError(e: unknown): JournalError | undefined {
+    const err = e as { code?: string; detail?: string };
+    if (err?.code === 'BJ001') {
+      let list: Array<{ id: string; expected: number; actual: number }> = [];
+      try {
+        list = JSON.parse(err.detail ?? '[]');
+      } catch {
+        /* keep empty */
+      }
+      return new JournalConflictError(
+        list.map((c) => ({ persistenceId: c.id, expectedSeq: Number(c.expected), actualSeq: Number(c.actual) })),
+        { cause: e },
+      );
+    }
+    if (err?.code === 'BJ002') {
+      let list: Array<{ scope: string; token: number; stored: number }> = [];
+      try {
+        list = JSON.parse(err.detail ?? '[]');
+      } catch {
+        /* keep empty */
+      }
+      const f = list[0] ?? { scope: '?', token: -1, stored: -1 };
+      return new JournalFencedError(f.scope, Number(f.token), Number(f.stored));
+    }
+    return undefined;
+  }
+
+  async #resolveWithRetry(prep: PreparedAppend, started: number, first: unknown): Promise<AppendOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#resolve(prep);
+      } catch (e) {
+        if (e instanceof JournalError) throw e;
+        if (!isTransient(e) || Date.now() - started > this.#retry.budgetMs) {
+          throw new JournalOutcomeUnknownError(
+            `journal append: the connection was lost during commit and the outcome could not be re-checked (${(first as Error).message}); resolve it with resolveAppend()`,
+            { cause: e },
+          );
+        }
+        await sleep(backoffMs(this.#retry, attempt));
+      }
+    }
+  }
+
+  /** Compares the stored rows at the batch's sequences with the prepared ones, byte for byte. */
+  async #resolve(prep: PreparedAppend): Promise<AppendOutcome> {
+    const rows = await this.#query<{ id: string; sf: number; seq_to: number | null; format: number | null; payload: Uint8Array | null; head: number }>(
+      `select t.id, t.sf, j.seq_to, j.format, j.payload,
+              coalesce((select h.seq_to from journal h where h.persistence_id = t.id order by h.seq_from desc limit 1), 0) as head
+         from unnest($1::text[], $2::int8[]) as t(id, sf)
+         left join journal j on j.persistence_id = t.id and j.seq_from = t.sf`,
+      [prep.ids, prep.froms],
+    );
+    const state = new Map<string, 'ours' | 'absent' | 'other'>();
+    const heads = new Map<string, number>();
+    rows.forEach((r) => {
+      const i = prep.ids.findIndex((id, k) => id === r.id && prep.froms[k] === Number(r.sf));
+      heads.set(r.id, Number(r.head));
+      let s: 'ours' | 'absent' | 'other';
+      if (r.seq_to === null) s = 'absent';
+      else {
+        const mine = prep.payload.subarray(prep.offs[i], prep.offs[i]! + prep.lens[i]!);
+        s = Number(r.seq_to) === prep.tos[i] && r.format === CURRENT_FORMAT && Buffer.from(r.payload!.buffer, r.payload!.byteOffset, r.payload!.byteLength).equals(mine) ? 'ours' : 'other';
+      }
+      const prev = state.get(r.id);
+      state.set(r.id, prev === undefined || prev === s ? s : 'other');
+    });
+    const values = new Set(state.values());
+    if (values.has('other')) {
+      const conflicts: SequenceConflict[] = [];
+      for (const [id, s] of state) if (s === 'other') conflicts.push({ persistenceId: id, expectedSeq: prep.heads.get(id)!.expected, actualSeq: heads.get(id) ?? 0 });
+      throw new JournalConflictError(conflicts);
+    }
+    if (values.size === 1 && values.has('ours')) return 'committed';
+    if (values.size === 1 && values.has('absent')) return 'absent';
+    throw new JournalError('journal resolveAppend: the batch is partly stored, which one transaction cannot produce; the journal was changed by something else');
+  }
+
+  // ------------------------------------------------------------ read
+
+  async *read(persistenceId: string, fromSeq: number, options: ReadOptions = {}): AsyncIterable<JournalPage<E>> {
+    if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw new JournalUsageError(`read ${persistenceId}: fromSeq must be a safe integer >= 1`);
+    const toSeq = options.toSeq ?? Number.MAX_SAFE_INTEGER;
+    const pageEvents = Math.max(1, options.pageEventsMax ?? this.#pageEventsMax);
+    let next = fromSeq;
+    let first = true;
+    while (next <= toSeq) {
+      const hi = Math.min(next + pageEvents, toSeq + 1);
+      const rows = first
+        ? await this.#retrying(() =>
+            this.#query<Row>(
+              `select seq_from, seq_to, format, payload from journal
+                where persistence_id = $1 and seq_from < $3
+                  and seq_from >= coalesce((select seq_from from journal where persistence_id = $1 and seq_from <= $2 order by seq_from desc limit 1), $2)
+                order by seq_from`,
+              [persistenceId, next, hi],
+            ),
+          )
+        : await this.#retrying(() =>
+            this.#query<Row>(
+              'select seq_from, seq_to, format, payload from journal where persistence_id = $1 and seq_from >= $2 and seq_from < $3 order by seq_from',
+              [persistenceId, next, hi],
+            ),
+          );
+      if (rows.length === 0) return;
+      const events: E[] = [];
+      const pageFrom = next;
+      for (const r of rows) {
+        const sf = Number(r.seq_from);
+        const st = Number(r.seq_to);
+        if (first ? sf > next : sf !== next) throw new JournalGapError(persistenceId, next, sf);
+        if (st < next) continue;
+        const decoded = this.#codec.decode(persistenceId, sf, st, r.format, r.payload) as E[];
+        const a = next - sf;
+        const b = Math.min(st, toSeq) - sf + 1;
+        if (a === 0 && b === decoded.length && events.length === 0 && rows.length === 1) {
+          events.push(...decoded);
+        } else {
+          for (let i = a; i < b; i++) events.push(decoded[i]!);
+        }
+        next = sf + b;
+        first = false;
+        if (next > toSeq) break;
+      }
+      first = false;
+      if (events.length > 0) yield { persistenceId, fromSeq: pageFrom, toSeq: next - 1, events };
+    }
+  }
+
+  async highestSeq(persistenceId: string): Promise<number> {
+    const rows = await this.#retrying(() =>
+      this.#query<{ seq_to: number }>('select seq_to from journal where persistence_id = $1 order by seq_from desc limit 1', [persistenceId]),
+    );
+    return rows.length ? Number(rows[0]!.seq_to) : 0;
+  }
+
+  async highestSeqs(persistenceIds: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (persistenceIds.length === 0) return out;
+    const rows = await this.#retrying(() =>
+      this.#query<{ id: string; seq: number }>(
+        `select t.id, coalesce((select j.seq_to from journal j where j.persistence_id = t.id order by j.seq_from desc limit 1), 0) as seq
+           from unnest($1::text[]) as t(id)`,
+        [[...persistenceIds]],
+      ),
+    );
+    for (const r of rows) out.set(r.id, Number(r.seq));
+    return out;
+  }
+
+  // ------------------------------------------------------------ snapshots
+
+  async saveSnapshot(s: Snapshot): Promise<void> {
+    if (!(s.data instanceof Uint8Array)) throw new JournalUsageError('saveSnapshot: data must be bytes');
+    if (!Number.isSafeInteger(s.seq) || s.seq < 1) throw new JournalUsageError('saveSnapshot: seq must be >= 1');
+    await this.#retrying(() =>
+      this.#query(
+        `insert into snapshots (persistence_id, seq, payload) values ($1, $2, $3)
+         on conflict (persistence_id, seq) do update set payload = excluded.payload, created_at = now()`,
+        [s.persistenceId, s.seq, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength)],
+      ),
+    );
+  }
+
+  async loadSnapshot(persistenceId: string, maxSeq?: number): Promise<Snapshot | undefined> {
+    const rows = await this.#retrying(() =>
+      this.#query<{ seq: number; payload: Uint8Array }>(
+        'select seq, payload from snapshots where persistence_id = $1 and seq <= $2 order by seq desc limit 1',
+        [persistenceId, maxSeq ?? Number.MAX_SAFE_INTEGER],
+      ),
+    );
+    const r = rows[0];
+    return r ? { persistenceId, seq: Number(r.seq), data: new Uint8Array(r.payload) } : undefined;
+  }
+
+  async keepSnapshots(persistenceId: string, keep: number): Promise<number> {
+    if (!Number.isSafeInteger(keep) || keep < 1) throw new JournalUsageError('keepSnapshots: keep must be >= 1');
+    const rows = await this.#retrying(() =>
+      this.#query<{ n: number }>(
+        `with d as (
+           delete from snapshots where persistence_id = $1
+              and seq < (select seq from snapshots where persistence_id = $1 order by seq desc offset $2 limit 1)
+           returning 1)
+         select count(*)::int as n from d`,
+        [persistenceId, keep - 1],
+      ),
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async deleteEventsTo(persistenceId: string, toSeq: number): Promise<number> {
+    const rows = await this.#retrying(() =>
+      this.#query<{ n: number }>(
+        `with d as (
+           delete from journal where persistence_id = $1
+              and seq_to <= least($2::int8, (select coalesce(max(seq), 0) from snapshots where persistence_id = $1))
+              and seq_from < (select max(seq_from) from journal where persistence_id = $1)
+           returning seq_to - seq_from + 1 as n)
+         select coalesce(sum(n), 0)::int8 as n from d`,
+        [persistenceId, toSeq],
+      ),
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  async #query<R>(text: string, params: readonly unknown[]): Promise<R[]> {
+    if (this.#closed) throw new JournalUsageError('journal is closed');
+    const res = await this.#conn.db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]));
+    return res.rows;
+  }
+
+  /** Retries an idempotent operation on transient connection loss, with backoff, within the budget. */
+  async #retrying<T>(op: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await op();
+      } catch (e) {
+        if (e instanceof JournalError) throw e;
+        if (!isTransient(e)) throw new JournalError(`journal: ${(e as Error).message}`, { cause: e });
+        if (Date.now() - started > this.#retry.budgetMs) {
+          throw new JournalUnavailableError(`journal: database unavailable for ${Date.now() - started} ms: ${(e as Error).message}`, { cause: e });
+        }
+        await sleep(backoffMs(this.#retry, attempt));
+      }
+    }
+  }
+}
+
+interface Row {
+  seq_from: number;
+  seq_to: number;
+  format: number;
+  payload: Uint8Array;
+}

@@ -1,0 +1,166 @@
+/**
+ * Schema migrations, run by kysely's Migrator. Each is idempotent under the Migrator's bookkeeping;
+ * concurrent runs from several nodes serialize on a Postgres advisory lock taken on the migrating
+ * session before the Migrator starts (kysely's own lock is taken only after it has created its
+ * bookkeeping tables, which would race).
+ *
+ * Never edit a migration once committed: add a new one.
+ */
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+const m001_journal: Migration = {
+  async up(db: Kysely<any>) {
+    // One row per persistence id per append: events seq_from..seq_to packed in `payload`.
+    // The primary key on seq_from plus the predecessor check in bourse_journal_append make the
+    // sequence of each id gapless and unique.
+    await sql`
+      create table journal (
+        persistence_id text not null,
+        seq_from bigint not null check (seq_from >= 1),
+        seq_to bigint not null,
+        format smallint not null,
+        payload bytea not null,
+        primary key (persistence_id, seq_from),
+        check (seq_to >= seq_from)
+      ) with (toast_tuple_target = 8160, fillfactor = 100)`.execute(db);
+    // Payloads are msgpack: keep them inline and uncompressed up to a page (no TOAST round trip).
+    await sql`alter table journal alter column payload set storage external`.execute(db);
+    await sql`
+      create table journal_fences (
+        scope text primary key,
+        token bigint not null
+      )`.execute(db);
+    await sql`
+      create table snapshots (
+        persistence_id text not null,
+        seq bigint not null,
+        payload bytea not null,
+        created_at timestamptz not null default now(),
+        primary key (persistence_id, seq)
+      )`.execute(db);
+    await sql`
+      create table projection_checkpoints (
+        projection text not null,
+        persistence_id text not null,
+        seq bigint not null,
+        primary key (projection, persistence_id)
+      )`.execute(db);
+    // One statement, one round trip, one transaction: raise fences, insert the rows of every id,
+    // and fail the whole statement (so nothing is stored) on a fence or sequence conflict.
+    // A row with check = true must directly follow the id's latest stored row (or be seq 1).
+    await sql.raw(`
+      create or replace function bourse_journal_append(
+        p_ids text[], p_froms bigint[], p_tos bigint[], p_checks boolean[], p_offs int[], p_lens int[],
+        p_payload bytea, p_format smallint, p_scopes text[], p_tokens bigint[]
+      ) returns int language plpgsql as $fn$
+      declare
+        n int := coalesce(array_length(p_ids, 1), 0);
+        ok_ids text[];
+        inserted int;
+        bad text;
+      begin
+        if coalesce(array_length(p_scopes, 1), 0) > 0 then
+          with up as (
+            insert into journal_fences as f (scope, token)
+            select s.scope, s.token from unnest(p_scopes, p_tokens) as s(scope, token)
+            on conflict (scope) do update set token = excluded.token where f.token <= excluded.token
+            returning f.scope)
+          select json_agg(json_build_object('scope', s.scope, 'token', s.token,
+                   'stored', (select f.token from journal_fences f where f.scope = s.scope)))::text
+            into bad
+            from unnest(p_scopes, p_tokens) as s(scope, token)
+            where s.scope not in (select up.scope from up);
+          if bad is not null then
+            raise exception using errcode = 'BJ002', message = 'bourse journal fenced', detail = bad;
+          end if;
+        end if;
+        if n = 0 then return 0; end if;
+        with ins as (
+          insert into journal (persistence_id, seq_from, seq_to, format, payload)
+          select t.pid, t.sf, t.st, p_format, substring(p_payload from t.off + 1 for t.len)
+          from unnest(p_ids, p_froms, p_tos, p_checks, p_offs, p_lens) as t(pid, sf, st, chk, off, len)
+          where not t.chk
+             or (case when t.sf = 1
+                   then not exists (select 1 from journal j where j.persistence_id = t.pid)
+                   else (select j.seq_to from journal j where j.persistence_id = t.pid and j.seq_from < t.sf
+                         order by j.seq_from desc limit 1) is not distinct from t.sf - 1
+                 end)
+          on conflict do nothing
+          returning persistence_id)
+        select count(*), array_agg(ins.persistence_id) into inserted, ok_ids from ins;
+        if inserted <> n then
+          select json_agg(json_build_object('id', t.pid, 'expected', t.sf - 1, 'actual',
+                   coalesce((select j.seq_to from journal j where j.persistence_id = t.pid
+                             order by j.seq_from desc limit 1), 0)))::text
+            into bad
+            from unnest(p_ids, p_froms, p_checks) as t(pid, sf, chk)
+            where t.chk and not (t.pid = any(coalesce(ok_ids, '{}')));
+          raise exception using errcode = 'BJ001', message = 'bourse journal conflict', detail = coalesce(bad, '[]');
+        end if;
+        return inserted;
+      end
+      $fn$`).execute(db);
+  },
+};
+
+const m002_orders_trades: Migration = {
+  async up(db: Kysely<any>) {
+    await sql`
+      create table orders (
+        instrument text not null,
+        order_id bigint not null,
+        account text not null,
+        client_order_id text,
+        side text not null,
+        order_type text not null,
+        tif text not null,
+        price bigint not null,
+        stop_price bigint not null,
+        qty bigint not null,
+        leaves_qty bigint not null,
+        filled_qty bigint not null default 0,
+        filled_notional bigint not null default 0,
+        status text not null,
+        cancel_reason text,
+        is_open boolean not null,
+        created_ts bigint not null,
+        updated_ts bigint not null,
+        primary key (instrument, order_id)
+      )`.execute(db);
+    await sql`create index orders_account_history on orders (account, created_ts desc, instrument, order_id)`.execute(db);
+    await sql`create index orders_account_open on orders (account, created_ts desc, instrument, order_id) where is_open`.execute(db);
+    await sql`
+      create table trades (
+        instrument text not null,
+        trade_id bigint not null,
+        ts bigint not null,
+        price bigint not null,
+        qty bigint not null,
+        taker_order_id bigint not null,
+        taker_account text not null,
+        taker_side text not null,
+        maker_order_id bigint not null,
+        maker_account text not null,
+        taker_fee bigint not null,
+        maker_fee bigint not null,
+        primary key (instrument, trade_id)
+      )`.execute(db);
+    await sql`create index trades_instrument_ts on trades (instrument, ts, trade_id)`.execute(db);
+    await sql`create index trades_taker_ts on trades (taker_account, ts)`.execute(db);
+    await sql`create index trades_maker_ts on trades (maker_account, ts)`.execute(db);
+  },
+};
+
+/** Migrations by name; names sort in the order they run. */
+export const migrations: Record<string, Migration> = {
+  '001_journal': m001_journal,
+  '002_orders_trades': m002_orders_trades,
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};
+
+export const latestMigration = Object.keys(migrations).sort().at(-1)!;

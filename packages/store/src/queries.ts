@@ -1,0 +1,5 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './db.js';
+export class ReadModels {
+  constructor(readonly db: Kysely<Database>) {}
+}

@@ -1,0 +1,152 @@
+import { expect } from 'chai';
+import { JournalConflictError, JournalDecodeError, JournalFencedError, JournalGapError, JournalUsageError } from '@bourse/actors';
+import type { JournalPage } from '@bourse/actors';
+import { openTestStore, testDialects } from '../src/testing.js';
+import type { Store } from '../src/store.js';
+
+export const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: unknown) => e);
+
+async function readAll(store: Store, id: string, from = 1, pageEventsMax?: number): Promise<{ pages: JournalPage[]; events: unknown[] }> {
+  const pages: JournalPage[] = [];
+  const events: unknown[] = [];
+  for await (const p of store.journal.read(id, from, pageEventsMax ? { pageEventsMax } : {})) {
+    pages.push(p);
+    events.push(...p.events);
+  }
+  return { pages, events };
+}
+
+for (const dialect of testDialects()) {
+  describe(`store journal [${dialect}]`, function () {
+    let store: Store;
+    let cleanup: () => Promise<void>;
+    before(async () => {
+      ({ store, cleanup } = await openTestStore(dialect));
+    });
+    after(async () => cleanup?.());
+
+    it('journal - appends a batch for many ids and reads each back in order', async () => {
+      await store.journal.append([
+        { persistenceId: 'a/1', expectedSeq: 0, events: [{ n: 1 }, { n: 2 }] },
+        { persistenceId: 'a/2', expectedSeq: 0, events: [{ n: 1 }] },
+      ]);
+      await store.journal.append([{ persistenceId: 'a/1', expectedSeq: 2, events: [{ n: 3 }] }]);
+      expect((await readAll(store, 'a/1')).events).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }]);
+      expect(await store.journal.highestSeq('a/1')).to.equal(3);
+      expect(await store.journal.highestSeq('nope')).to.equal(0);
+      expect([...(await store.journal.highestSeqs(['a/1', 'a/2', 'nope']))]).to.deep.equal([['a/1', 3], ['a/2', 1], ['nope', 0]]);
+    });
+
+    it('journal - reads from a sequence inside a packed row, in bounded pages', async () => {
+      const events = Array.from({ length: 100 }, (_, i) => ({ i }));
+      await store.journal.append([{ persistenceId: 'p/1', expectedSeq: 0, events: events.slice(0, 30) }]);
+      await store.journal.append([{ persistenceId: 'p/1', expectedSeq: 30, events: events.slice(30) }]);
+      const { pages, events: got } = await readAll(store, 'p/1', 17, 20);
+      expect(got).to.deep.equal(events.slice(16));
+      for (const p of pages) expect(p.events.length).to.equal(p.toSeq - p.fromSeq + 1);
+      expect(pages[0]!.fromSeq).to.equal(17);
+      const bounded: unknown[] = [];
+      for await (const p of store.journal.read('p/1', 5, { toSeq: 40 })) bounded.push(...p.events);
+      expect(bounded).to.deep.equal(events.slice(4, 40));
+    });
+
+    it('journal - a stale writer gets a conflict naming id and sequences, and nothing of its batch is stored', async () => {
+      await store.journal.append([{ persistenceId: 'c/1', expectedSeq: 0, events: [1, 2] }]);
+      let err: unknown;
+      try {
+        await store.journal.append([
+          { persistenceId: 'c/2', expectedSeq: 0, events: ['x'] },
+          { persistenceId: 'c/1', expectedSeq: 1, events: [3] },
+        ]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(JournalConflictError);
+      expect((err as JournalConflictError).conflicts).to.deep.equal([{ persistenceId: 'c/1', expectedSeq: 1, actualSeq: 2 }]);
+      expect((err as Error).message).to.match(/c\/1 expected seq 1, actual 2/);
+      expect(await store.journal.highestSeq('c/2')).to.equal(0);
+      // A gap (expected beyond the head) is a conflict too.
+      expect(await failure(store.journal.append([{ persistenceId: 'c/1', expectedSeq: 5, events: [9] }]))).to.be.instanceOf(JournalConflictError);
+    });
+
+    it('journal - rejects a gap ahead of the head and a write into the middle of a row', async () => {
+      await store.journal.append([{ persistenceId: 'g/1', expectedSeq: 0, events: [1, 2, 3, 4, 5] }]);
+      for (const expectedSeq of [7, 2]) {
+        const err = await store.journal.append([{ persistenceId: 'g/1', expectedSeq, events: [9] }]).then(() => undefined, (e: unknown) => e);
+        expect(err, `expected ${expectedSeq}`).to.be.instanceOf(JournalConflictError);
+      }
+      expect(await store.journal.highestSeq('g/1')).to.equal(5);
+    });
+
+    it('journal - fencing: a lower token than stored fails the whole append', async () => {
+      await store.journal.append([{ persistenceId: 'f/1', expectedSeq: 0, events: [1] }], { fences: [{ scope: 'shard-1', token: 5 }] });
+      await store.journal.append([], { fences: [{ scope: 'shard-1', token: 6 }] });
+      const err = await store.journal
+        .append([{ persistenceId: 'f/1', expectedSeq: 1, events: [2] }], { fences: [{ scope: 'shard-1', token: 5 }] })
+        .then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(JournalFencedError);
+      expect(err).to.include({ scope: 'shard-1', token: 5, storedToken: 6 });
+      expect(await store.journal.highestSeq('f/1')).to.equal(1);
+      await store.journal.append([{ persistenceId: 'f/1', expectedSeq: 1, events: [2] }], { fences: [{ scope: 'shard-1', token: 6 }] });
+      expect(await store.journal.highestSeq('f/1')).to.equal(2);
+    });
+
+    it('journal - merges contiguous writes for one id and splits long ones into rows', async () => {
+      await store.journal.append([
+        { persistenceId: 'm/1', expectedSeq: 0, events: [1, 2] },
+        { persistenceId: 'm/1', expectedSeq: 2, events: [3] },
+      ]);
+      const long = Array.from({ length: 10_000 }, (_, i) => i);
+      await store.journal.append([{ persistenceId: 'm/1', expectedSeq: 3, events: long }]);
+      expect((await readAll(store, 'm/1')).events).to.deep.equal([1, 2, 3, ...long]);
+      expect(await failure(store.journal.append([{ persistenceId: 'm/1', expectedSeq: 0, events: [] }]))).to.be.instanceOf(JournalUsageError);
+    });
+
+    it('journal - an unknown format version or undecodable row errors with id and seq', async () => {
+      await store.journal.append([{ persistenceId: 'd/1', expectedSeq: 0, events: [1, 2] }]);
+      await store.journal.append([{ persistenceId: 'd/1', expectedSeq: 2, events: [3] }]);
+      await store.db.updateTable('journal').set({ format: 99 }).where('persistence_id', '=', 'd/1').where('seq_from', '=', 3).execute();
+      const err = await readAll(store, 'd/1').then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(JournalDecodeError);
+      expect(err).to.include({ persistenceId: 'd/1', seq: 3 });
+      expect((err as Error).message).to.match(/format version 99/);
+      await store.db.updateTable('journal').set({ format: 1, payload: new Uint8Array([0xc1, 0xc1]) }).where('persistence_id', '=', 'd/1').where('seq_from', '=', 3).execute();
+      const err2 = await readAll(store, 'd/1').then(() => undefined, (e: unknown) => e);
+      expect(err2).to.be.instanceOf(JournalDecodeError);
+      expect(err2).to.include({ persistenceId: 'd/1', seq: 3 });
+    });
+
+    it('journal - resolves an append outcome by reading back the expected sequences', async () => {
+      const w = [{ persistenceId: 'r/1', expectedSeq: 0, events: [{ a: 1 }] }, { persistenceId: 'r/2', expectedSeq: 0, events: [{ b: 2 }, { b: 3 }] }];
+      expect(await store.journal.resolveAppend(w)).to.equal('absent');
+      await store.journal.append(w);
+      expect(await store.journal.resolveAppend(w)).to.equal('committed');
+      const other = [{ persistenceId: 'r/1', expectedSeq: 0, events: [{ a: 'someone else' }] }];
+      const e = await store.journal.resolveAppend(other).then(() => undefined, (x: unknown) => x);
+      expect(e).to.be.instanceOf(JournalConflictError);
+    });
+
+    it('snapshots - save, load latest, keep N, delete journal behind the snapshot', async () => {
+      const id = 's/1';
+      for (let s = 0; s < 10; s++) await store.journal.append([{ persistenceId: id, expectedSeq: s * 10, events: Array.from({ length: 10 }, (_, i) => s * 10 + i + 1) }]);
+      for (const seq of [10, 20, 35, 50]) await store.journal.saveSnapshot({ persistenceId: id, seq, data: new Uint8Array([seq]) });
+      expect((await store.journal.loadSnapshot(id))?.seq).to.equal(50);
+      expect((await store.journal.loadSnapshot(id, 34))?.data).to.deep.equal(new Uint8Array([20]));
+      expect(await store.journal.keepSnapshots(id, 2)).to.equal(2);
+      expect((await store.journal.loadSnapshot(id, 30))).to.equal(undefined);
+      // Asks for 95 but the latest snapshot is at 50: only rows wholly at or below 50 go.
+      expect(await store.journal.deleteEventsTo(id, 95)).to.equal(50);
+      expect(await store.journal.highestSeq(id)).to.equal(100);
+      const tail: unknown[] = [];
+      for await (const p of store.journal.read(id, 51)) tail.push(...p.events);
+      expect(tail).to.deep.equal(Array.from({ length: 50 }, (_, i) => 51 + i));
+      const gap = await readAll(store, id, 1).then(() => undefined, (e: unknown) => e);
+      expect(gap).to.be.instanceOf(JournalGapError);
+      await store.journal.saveSnapshot({ persistenceId: id, seq: 100, data: new Uint8Array([1]) });
+      await store.journal.deleteEventsTo(id, 100);
+      expect(await store.journal.highestSeq(id), 'the newest row survives').to.equal(100);
+      await store.journal.append([{ persistenceId: id, expectedSeq: 100, events: [101] }]);
+      expect(await store.journal.append([{ persistenceId: id, expectedSeq: 0, events: [1] }]).then(() => 'ok', (e: unknown) => e)).to.be.instanceOf(JournalConflictError);
+    });
+  });
+}
