@@ -1,0 +1,156 @@
+import type { Clock, TimerHandle } from './clock.js';
+import type { FenceToken, Journal, JournalWrite } from './journal.js';
+import { JournalConflictError, JournalFencedError } from './journal.js';
+
+/** One writer (an entity) as the group commit sees it. */
+export interface CommitParticipant {
+  readonly persistenceId: string;
+  /**
+   * Bumped by the participant when it fails: buffered writes of an older epoch are dropped, never
+   * appended (their events were decided on a state that will not survive).
+   */
+  readonly epoch: number;
+  /** The write carrying events up to `toSeq` is durable. */
+  committed(epoch: number, toSeq: number): void;
+  /** The write failed; `stale` when the journal rejected this writer (conflict or fence). */
+  failed(epoch: number, error: unknown, stale: boolean): void;
+}
+
+export interface GroupCommitOptions {
+  /** Longest a buffered event waits for companions before the batch is written. Default 500 µs. */
+  windowUs?: number;
+  /** Write as soon as this many events are buffered. Default 2000. */
+  batchEventsMax?: number;
+  /** Fence tokens for the writes of a batch (the shard lease layer plugs in here). */
+  fences?(persistenceIds: readonly string[]): readonly FenceToken[] | undefined;
+}
+
+interface Entry {
+  readonly p: CommitParticipant;
+  readonly epoch: number;
+  readonly expectedSeq: number;
+  readonly events: unknown[];
+}
+
+/**
+ * Group commit: collects the events of every entity on the node for up to `windowUs` or
+ * `batchEventsMax` events, writes them with one `Journal.append` (one transaction), then tells each
+ * participant. One append is in flight at a time; what arrives meanwhile forms the next batch, which
+ * is written as soon as the previous one settles.
+ *
+ * A conflict fails only the stale writers (the journal names them): nothing was stored, so the other
+ * writes of the batch are appended again without them. Any other failure fails every writer of the
+ * batch.
+ */
+export class GroupCommitter {
+  private buffer = new Map<CommitParticipant, Entry>();
+  private bufferedEvents = 0;
+  private inFlight = false;
+  private timer: TimerHandle | undefined;
+  private readonly windowMs: number;
+  private readonly batchEventsMax: number;
+  private idleWaiters: (() => void)[] = [];
+  /** Appends issued, events committed, batches failed. */
+  readonly stats = { appends: 0, eventsCommitted: 0, failures: 0, conflicts: 0 };
+
+  constructor(
+    private readonly journal: Journal,
+    private readonly clock: Clock,
+    private readonly options: GroupCommitOptions = {},
+  ) {
+    this.windowMs = (options.windowUs ?? 500) / 1000;
+    this.batchEventsMax = options.batchEventsMax ?? 2000;
+  }
+
+  /** Buffer events of `p` whose first event gets `expectedSeq + 1`. */
+  add(p: CommitParticipant, expectedSeq: number, events: readonly unknown[]): void {
+    let e = this.buffer.get(p);
+    if (e !== undefined && e.epoch !== p.epoch) {
+      this.bufferedEvents -= e.events.length;
+      e = undefined;
+    }
+    if (e === undefined) {
+      e = { p, epoch: p.epoch, expectedSeq, events: [] };
+      this.buffer.set(p, e);
+    }
+    for (const ev of events) e.events.push(ev);
+    this.bufferedEvents += events.length;
+    if (this.bufferedEvents >= this.batchEventsMax) this.flush();
+    else if (this.timer === undefined && !this.inFlight) this.timer = this.clock.schedule(this.windowMs, () => this.onTimer());
+  }
+
+  /** Whether nothing is buffered or in flight. */
+  idle(): boolean {
+    return !this.inFlight && this.buffer.size === 0;
+  }
+
+  /** Resolves when nothing is buffered or in flight (flushing what is buffered now). */
+  drained(): Promise<void> {
+    if (this.idle()) return Promise.resolve();
+    this.flush();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.flush();
+  }
+
+  /** Write what is buffered now, unless an append is in flight (then it follows that one). */
+  flush(): void {
+    if (this.inFlight || this.buffer.size === 0) return;
+    if (this.timer !== undefined) {
+      this.clock.cancel(this.timer);
+      this.timer = undefined;
+    }
+    const entries: Entry[] = [];
+    for (const e of this.buffer.values()) if (e.epoch === e.p.epoch) entries.push(e);
+    this.buffer = new Map();
+    this.bufferedEvents = 0;
+    if (entries.length === 0) return this.settled();
+    this.inFlight = true;
+    void this.write(entries).finally(() => {
+      this.inFlight = false;
+      if (this.buffer.size > 0) this.flush();
+      else this.settled();
+    });
+  }
+
+  private settled(): void {
+    if (!this.idle()) return;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  private async write(entries: Entry[]): Promise<void> {
+    // Each conflict removes at least one writer, so this ends.
+    for (;;) {
+      const live = entries.filter((e) => e.epoch === e.p.epoch);
+      if (live.length === 0) return;
+      const writes: JournalWrite[] = live.map((e) => ({ persistenceId: e.p.persistenceId, expectedSeq: e.expectedSeq, events: e.events }));
+      const fences = this.options.fences?.(writes.map((w) => w.persistenceId));
+      this.stats.appends++;
+      try {
+        await this.journal.append(writes, fences && fences.length > 0 ? { fences } : undefined);
+      } catch (err) {
+        if (err instanceof JournalConflictError) {
+          this.stats.conflicts++;
+          const stale = new Set(err.conflicts.map((c) => c.persistenceId));
+          for (const e of live) if (stale.has(e.p.persistenceId)) e.p.failed(e.epoch, err, true);
+          entries = live.filter((e) => !stale.has(e.p.persistenceId));
+          if (entries.length < live.length) continue;
+        }
+        this.stats.failures++;
+        const stale = err instanceof JournalFencedError;
+        for (const e of live) e.p.failed(e.epoch, err, stale);
+        return;
+      }
+      for (const e of live) {
+        this.stats.eventsCommitted += e.events.length;
+        e.p.committed(e.epoch, e.expectedSeq + e.events.length);
+      }
+      return;
+    }
+  }
+}

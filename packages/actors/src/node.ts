@@ -1,0 +1,1013 @@
+import { dispatch, spawn, spawnStateless, start, stop } from 'nact';
+import type { Ref } from 'nact';
+import { pack, unpack } from 'msgpackr';
+import type { Address } from './address.js';
+import { kindOf } from './address.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { RealClock } from './clock.js';
+import type { EntityKind, EffectContext } from './entity.js';
+import {
+  ActorCrashedError,
+  AskTimeoutError,
+  JournalFailedError,
+  MailboxFullError,
+  NodeStoppedError,
+  RecoveryFailedError,
+  RemoteActorError,
+  StaleWriterError,
+  UnknownKindError,
+  UnreachableError,
+} from './errors.js';
+import type { CommitParticipant, GroupCommitOptions } from './group-commit.js';
+import { GroupCommitter } from './group-commit.js';
+import type { Journal } from './journal.js';
+import type { Transport, TransportBinding, TransportEndpoint } from './transport.js';
+import { InProcessTransport } from './transport.js';
+import type { WireAsk, WireReliable, WireReliableAck, WireReply, WireTell } from './wire.js';
+
+export interface PassivationOptions {
+  /** Passivate an entity idle this long (ms). Default 60 000. */
+  idleMs?: number;
+  /** Cap on active entities; beyond it the least recently used idle ones are passivated. Default 100 000. */
+  activeEntitiesMax?: number;
+  /** How often to look for idle entities (ms). Default idleMs / 2. */
+  sweepMs?: number;
+}
+
+export interface RestartOptions {
+  /** First restart delay (ms). Default 10. */
+  backoffMsMin?: number;
+  /** Cap on the delay (ms). Default 5 000. */
+  backoffMsMax?: number;
+  /** After running this long without failing, the next failure starts again at the minimum. Default 10 000. */
+  backoffResetMs?: number;
+}
+
+export interface ReliableOptions {
+  /** Resend unacknowledged messages after this long (ms). Default 200. */
+  resendMs?: number;
+  /** Unacknowledged messages in flight per receiver. Default 64. */
+  windowMax?: number;
+  /** Timeout of one delivery attempt (ms). Default resendMs. */
+  attemptTimeoutMs?: number;
+}
+
+/** What happened to an entity, for logs, metrics and tests. */
+export type NodeEvent =
+  | { readonly type: 'activated'; readonly address: Address }
+  | { readonly type: 'recovered'; readonly address: Address; readonly seq: number; readonly snapshotSeq: number; readonly stashed: number }
+  | { readonly type: 'crashed'; readonly address: Address; readonly error: unknown }
+  | { readonly type: 'journal-failed'; readonly address: Address; readonly error: unknown }
+  | { readonly type: 'stale-writer'; readonly address: Address; readonly error: unknown }
+  | { readonly type: 'recovery-failed'; readonly address: Address; readonly error: unknown }
+  | { readonly type: 'restart-scheduled'; readonly address: Address; readonly delayMs: number; readonly attempt: number }
+  | { readonly type: 'passivated'; readonly address: Address; readonly reason: 'idle' | 'lru' }
+  | { readonly type: 'snapshot-failed'; readonly address: Address; readonly error: unknown }
+  | { readonly type: 'effect-failed'; readonly address: Address; readonly error: unknown };
+
+export interface ActorNodeOptions {
+  readonly nodeId: string;
+  readonly kinds: readonly EntityKind[];
+  /** Required when any kind is persistent. */
+  readonly journal?: Journal;
+  /** Default: a private {@link InProcessTransport}. */
+  readonly transport?: Transport;
+  /** Default: {@link RealClock}. */
+  readonly clock?: Clock;
+  readonly groupCommit?: GroupCommitOptions;
+  readonly passivation?: PassivationOptions;
+  readonly restart?: RestartOptions;
+  readonly reliable?: ReliableOptions;
+  /** Snapshot every this many events unless the kind says otherwise. Default 1000; 0 = never. */
+  readonly snapshotEventsEvery?: number;
+  /** Unprocessed commands an entity holds (mailbox and stash). Default 100 000. */
+  readonly mailboxCommandsMax?: number;
+  /** Whether this node hosts `address` now (shard ownership). Default: every address of a known kind. */
+  serves?(address: Address): boolean;
+  onEvent?(event: NodeEvent): void;
+}
+
+// ------------------------------------------------------------------ internals
+
+const enum Status {
+  Recovering,
+  Active,
+  /** Crashed or failed; a restart is scheduled (or waits for outstanding commits). */
+  Down,
+  /** Passivated, stale or node stopped: the cell is gone from the table. */
+  Gone,
+}
+
+interface ReplySink {
+  ok(value: unknown): void;
+  fail(error: unknown): void;
+}
+
+const enum In {
+  Command,
+  Reliable,
+  Ack,
+}
+
+/**
+ * A mailbox entry that is not a bare fire-and-forget command. Bare commands (the hot path) go into
+ * the mailbox as they are; everything else is wrapped in this class, told apart by `instanceof`.
+ */
+class Envelope {
+  constructor(
+    readonly k: In,
+    readonly cmd: unknown,
+    readonly reply: ReplySink | undefined,
+    /** Reliable: sender; Ack: receiver. */
+    readonly peer: Address = '',
+    /** Reliable: pair sequence; Ack: receiver's high-water mark. */
+    readonly seq: number = 0,
+  ) {}
+}
+
+/** Runtime records in the journal, beside domain events. Domain events must not have a `$rt` key. */
+type Marker =
+  /** A reliable message `seq` from `from` was consumed; the command's events follow. */
+  | { readonly $rt: 'recv'; readonly from: Address; readonly seq: number }
+  /** The receiver `to` acknowledged our messages up to `upTo`. */
+  | { readonly $rt: 'ack'; readonly to: Address; readonly upTo: number };
+
+function isMarker(rec: unknown): rec is Marker {
+  return rec !== null && typeof rec === 'object' && (rec as { $rt?: unknown }).$rt !== undefined;
+}
+
+interface OutMessage {
+  readonly seq: number;
+  /** Journal sequence of the event that sent it: it may leave once that is committed. */
+  readonly evSeq: number;
+  readonly msg: unknown;
+}
+
+interface OutPair {
+  /** Last pair sequence assigned. */
+  next: number;
+  /** Highest pair sequence the receiver acknowledged. */
+  acked: number;
+  /** Highest pair sequence sent in the current round. */
+  sentUpTo: number;
+  pending: OutMessage[];
+}
+
+interface HeldReply {
+  readonly w: number;
+  readonly sink: ReplySink;
+  readonly value: unknown;
+}
+
+interface SnapshotBody {
+  readonly v: 1;
+  readonly s: unknown;
+  readonly hwm: [Address, number][];
+  readonly out: [Address, number, number, [number, number, unknown][]][];
+}
+
+class Cell implements CommitParticipant {
+  status = Status.Recovering;
+  inbox: unknown[] = [];
+  scheduled = false;
+  ref: Ref<unknown> | undefined;
+  incarnation = 0;
+  epoch = 0;
+  state: unknown;
+  seq = 0;
+  committedSeq = 0;
+  snapshotSeq = 0;
+  hwm = new Map<Address, number>();
+  out = new Map<Address, OutPair>();
+  outPending = 0;
+  held: HeldReply[] = [];
+  /** Domain events not yet committed (kept only when the kind has effects). */
+  uncommitted: { seq: number; e: unknown }[] = [];
+  snapshotCapture: { seq: number; data: Uint8Array } | undefined;
+  restarts = 0;
+  activeSince = 0;
+  lastTouchMs = 0;
+  restartTimer: TimerHandle | undefined;
+  resendTimer: TimerHandle | undefined;
+  restartWhenSettled = false;
+
+  constructor(
+    readonly node: ActorNode,
+    readonly address: Address,
+    readonly kind: KindRuntime,
+  ) {}
+
+  get persistenceId(): string {
+    return this.address;
+  }
+
+  committed(epoch: number, toSeq: number): void {
+    this.node.onCommitted(this, epoch, toSeq);
+  }
+
+  failed(epoch: number, error: unknown, stale: boolean): void {
+    this.node.onCommitFailed(this, epoch, error, stale);
+  }
+}
+
+interface KindRuntime {
+  readonly def: EntityKind;
+  readonly persistent: boolean;
+  readonly snapshotEvery: number;
+  parent: Ref<unknown> | undefined;
+}
+
+const DRAIN = 0;
+const RECOVER = 1;
+
+let systemCounter = 0;
+
+/**
+ * One node of the actor runtime: it hosts entities of the registered kinds, addressed `kind/id`,
+ * each as a nact actor. Commands become events through the kind's state machine; events are written
+ * by the node's group commit; replies, effects and reliable messages are released only after the
+ * commit. See the package README for the guarantees and the knobs.
+ *
+ * @example
+ *   const node = new ActorNode({ nodeId: 'n1', journal: new MemoryJournal(), kinds: [accountKind] });
+ *   await node.ask('account/a', { type: 'Deposit', amount: 100 }, 1000);
+ *   await node.stop();
+ */
+export class ActorNode {
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly transport: Transport;
+  private readonly journal: Journal | undefined;
+  private readonly committer: GroupCommitter | undefined;
+  private readonly kinds = new Map<string, KindRuntime>();
+  /** Live cells in least-recently-used order (touching re-inserts). */
+  private readonly cells = new Map<Address, Cell>();
+  private readonly system: Ref<never>;
+  private readonly binding: TransportBinding;
+  private readonly onEvent: ((e: NodeEvent) => void) | undefined;
+  private readonly servesFn: ((a: Address) => boolean) | undefined;
+  private readonly idleMs: number;
+  private readonly activeEntitiesMax: number;
+  private readonly sweepTimerMs: number;
+  private sweepTimer: TimerHandle | undefined;
+  private readonly backoffMsMin: number;
+  private readonly backoffMsMax: number;
+  private readonly backoffResetMs: number;
+  private readonly resendMs: number;
+  private readonly windowMax: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly mailboxCommandsMax: number;
+  private stopped = false;
+  private readonly step: unknown[] = [];
+  private entityCounter = 0;
+  /** Counters for tests and metrics. */
+  readonly stats = {
+    commands: 0,
+    crashes: 0,
+    restarts: 0,
+    journalFailures: 0,
+    staleWriters: 0,
+    passivations: 0,
+    activations: 0,
+    duplicatesDropped: 0,
+    reliableSent: 0,
+    mailboxFull: 0,
+  };
+
+  constructor(options: ActorNodeOptions) {
+    this.nodeId = options.nodeId;
+    this.clock = options.clock ?? new RealClock();
+    this.transport = options.transport ?? new InProcessTransport({ clock: this.clock });
+    this.journal = options.journal;
+    this.onEvent = options.onEvent;
+    this.servesFn = options.serves;
+    const p = options.passivation ?? {};
+    this.idleMs = p.idleMs ?? 60_000;
+    this.activeEntitiesMax = p.activeEntitiesMax ?? 100_000;
+    this.sweepTimerMs = p.sweepMs ?? Math.max(1, this.idleMs / 2);
+    const r = options.restart ?? {};
+    this.backoffMsMin = r.backoffMsMin ?? 10;
+    this.backoffMsMax = r.backoffMsMax ?? 5_000;
+    this.backoffResetMs = r.backoffResetMs ?? 10_000;
+    const rel = options.reliable ?? {};
+    this.resendMs = rel.resendMs ?? 200;
+    this.windowMax = rel.windowMax ?? 64;
+    this.attemptTimeoutMs = rel.attemptTimeoutMs ?? this.resendMs;
+    this.mailboxCommandsMax = options.mailboxCommandsMax ?? 100_000;
+    this.system = start({ name: `bourse-${options.nodeId.replace(/[^a-z0-9-]/gi, '_')}-${++systemCounter}` } as never);
+    let anyPersistent = false;
+    for (const def of options.kinds) {
+      if (this.kinds.has(def.kind)) throw new Error(`kind '${def.kind}' registered twice`);
+      const persistent = def.persistent ?? true;
+      if (!persistent && def.outbox) throw new Error(`kind '${def.kind}': reliable messages (outbox) need a persistent kind`);
+      anyPersistent ||= persistent;
+      const parent = spawnStateless(this.system, () => undefined, `k${this.kinds.size}`);
+      this.kinds.set(def.kind, { def, persistent, snapshotEvery: def.snapshotEventsEvery ?? options.snapshotEventsEvery ?? 1000, parent });
+    }
+    if (anyPersistent && this.journal === undefined) throw new Error('a persistent kind needs a journal');
+    this.committer = this.journal ? new GroupCommitter(this.journal, this.clock, options.groupCommit) : undefined;
+    const endpoint: TransportEndpoint = {
+      nodeId: this.nodeId,
+      serves: (a) => this.serves(a),
+      onDeliver: (to, m) => this.onDeliver(to, m),
+      onRequest: (to, m) => this.onRequest(to, m),
+    };
+    this.binding = this.transport.bind(endpoint);
+    this.armSweep();
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Whether this node hosts `address` (a registered kind, and owned when ownership is configured). */
+  serves(address: Address): boolean {
+    if (this.stopped) return false;
+    const slash = address.indexOf('/');
+    if (slash <= 0 || !this.kinds.has(address.slice(0, slash))) return false;
+    return this.servesFn === undefined || this.servesFn(address);
+  }
+
+  /**
+   * Fire and forget: the command reaches the entity at most once (locally: exactly once unless the
+   * mailbox is full). Use `ask` to learn the outcome.
+   */
+  tell(to: Address, command: unknown): void {
+    const cell = this.localCell(to);
+    if (cell !== undefined) this.enqueue(cell, command);
+    else this.transport.deliver(to, { t: 'tell', cmd: command } satisfies WireTell);
+  }
+
+  /** Many commands to one entity in one go (one mailbox push per command, one wake-up). */
+  tellMany(to: Address, commands: readonly unknown[]): void {
+    const cell = this.localCell(to);
+    if (cell === undefined) {
+      for (const cmd of commands) this.transport.deliver(to, { t: 'tell', cmd } satisfies WireTell);
+      return;
+    }
+    for (const cmd of commands) this.enqueue(cell, cmd);
+  }
+
+  /**
+   * Request/reply: resolves with the kind's `reply` (default: the events the command caused) once
+   * those events are committed; rejects with a typed error (timeout, journal failure, crash, stale
+   * writer, mailbox full). A rejection after a timeout or journal failure means "outcome unknown".
+   */
+  ask<R = unknown>(to: Address, command: unknown, timeoutMs: number): Promise<R> {
+    const cell = this.localCell(to);
+    if (cell === undefined) {
+      return this.transport.request(to, { t: 'ask', cmd: command } satisfies WireAsk, timeoutMs).then((r) => {
+        const reply = r as WireReply;
+        if (reply.ok) return reply.v as R;
+        throw new RemoteActorError(reply.e.name, reply.e.message);
+      });
+    }
+    return new Promise<R>((resolve, reject) => {
+      let done = false;
+      const timer = this.clock.schedule(timeoutMs, () => {
+        if (done) return;
+        done = true;
+        reject(new AskTimeoutError(to, timeoutMs));
+      });
+      const sink: ReplySink = {
+        ok: (v) => {
+          if (done) return;
+          done = true;
+          this.clock.cancel(timer);
+          resolve(v as R);
+        },
+        fail: (e) => {
+          if (done) return;
+          done = true;
+          this.clock.cancel(timer);
+          reject(e);
+        },
+      };
+      this.enqueue(cell, new Envelope(In.Command, command, sink));
+    });
+  }
+
+  /** Inject a crash into an entity (as if its state machine threw). For tests and the simulator. */
+  crash(to: Address): void {
+    const cell = this.cells.get(to);
+    if (cell === undefined || cell.status === Status.Gone) return;
+    this.onCrashed(cell, new Error('injected crash'));
+  }
+
+  /** The entity's state hash, or undefined when it is not active here. */
+  stateHash(to: Address): string | undefined {
+    const cell = this.cells.get(to);
+    if (cell === undefined || cell.status !== Status.Active) return undefined;
+    return cell.kind.def.machine.stateHash(cell.state);
+  }
+
+  /** A read-only view of an active entity's runtime state (for tests and diagnostics). */
+  inspect(to: Address): { status: 'recovering' | 'active' | 'down'; seq: number; committedSeq: number; state: unknown; outPending: number } | undefined {
+    const cell = this.cells.get(to);
+    if (cell === undefined || cell.status === Status.Gone) return undefined;
+    const status = cell.status === Status.Active ? 'active' : cell.status === Status.Recovering ? 'recovering' : 'down';
+    return { status, seq: cell.seq, committedSeq: cell.committedSeq, state: cell.state, outPending: cell.outPending };
+  }
+
+  /** Addresses of live (not passivated) entities, least recently used first. */
+  activeAddresses(): Address[] {
+    return [...this.cells.keys()];
+  }
+
+  /**
+   * Resolves when nothing is left to do: no commands queued, no events uncommitted, no entity
+   * recovering or down, and no reliable message unacknowledged. Polls on the real event loop, so use
+   * it with a real clock (with a manual clock, advance time yourself).
+   */
+  async quiescent(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.isQuiescent()) return;
+      if (Date.now() > deadline) throw new Error(`node ${this.nodeId} not quiescent after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  isQuiescent(): boolean {
+    if (this.committer && !this.committer.idle()) return false;
+    for (const c of this.cells.values()) {
+      if (c.status !== Status.Active || c.inbox.length > 0 || c.seq !== c.committedSeq || c.outPending > 0 || c.held.length > 0) return false;
+    }
+    return true;
+  }
+
+  /** Passivate every idle entity now (as the sweep would, ignoring idle time). */
+  passivateAll(): number {
+    let n = 0;
+    for (const c of [...this.cells.values()]) if (this.passivatable(c)) n += this.passivate(c, 'idle') ? 1 : 0;
+    return n;
+  }
+
+  /** Graceful stop: wait for buffered events to commit, then stop every entity. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    await this.committer?.drained();
+    this.kill();
+  }
+
+  /**
+   * Stop at once, as a crash would: nothing more is written or sent, pending replies fail with
+   * {@link NodeStoppedError} (to a remote client they would simply time out).
+   */
+  kill(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweepTimer) this.clock.cancel(this.sweepTimer);
+    this.binding.close();
+    const err = new NodeStoppedError(this.nodeId);
+    for (const c of this.cells.values()) {
+      c.epoch++;
+      this.retire(c);
+      for (const h of c.held) h.sink.fail(err);
+      c.held = [];
+      for (const m of c.inbox) if (m instanceof Envelope) m.reply?.fail(err);
+      c.inbox = [];
+    }
+    this.cells.clear();
+    stop(this.system);
+  }
+
+  // ---------------------------------------------------------------- transport side
+
+  private onDeliver(to: Address, message: unknown): void {
+    const m = message as WireTell;
+    if (m.t !== 'tell') return;
+    const cell = this.localCell(to);
+    if (cell !== undefined) this.enqueue(cell, m.cmd);
+  }
+
+  private onRequest(to: Address, message: unknown): Promise<unknown> {
+    const m = message as WireAsk | WireReliable;
+    if (m.t === 'rel') {
+      return new Promise((resolve, reject) => {
+        const sink: ReplySink = { ok: (v) => resolve({ t: 'ack', hwm: v as number } satisfies WireReliableAck), fail: reject };
+        const cell = this.localCell(to);
+        if (cell === undefined) return reject(new UnreachableError(to));
+        this.enqueue(cell, new Envelope(In.Reliable, m.msg, sink, m.from, m.seq));
+      });
+    }
+    return this.ask(to, m.cmd, 2 ** 31 - 1).then(
+      (v): WireReply => ({ ok: true, v }),
+      (e: unknown): WireReply => ({ ok: false, e: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
+    );
+  }
+
+  // ---------------------------------------------------------------- mailbox
+
+  /** The cell for `to` when this node serves it (activating it), else undefined. */
+  private localCell(to: Address): Cell | undefined {
+    const c = this.cells.get(to);
+    if (c !== undefined && (this.servesFn === undefined || this.servesFn(to))) return c;
+    if (!this.serves(to)) return undefined;
+    return c ?? this.activate(to);
+  }
+
+  private enqueue(cell: Cell, m: unknown): void {
+    if (cell.inbox.length >= this.mailboxCommandsMax && !(m instanceof Envelope && m.k === In.Ack)) {
+      this.stats.mailboxFull++;
+      if (m instanceof Envelope) m.reply?.fail(new MailboxFullError(cell.address, this.mailboxCommandsMax));
+      return;
+    }
+    cell.inbox.push(m);
+    if (!cell.scheduled && cell.ref !== undefined) {
+      cell.scheduled = true;
+      dispatch(cell.ref, DRAIN);
+    }
+  }
+
+  private activate(to: Address): Cell {
+    if (this.stopped) throw new NodeStoppedError(this.nodeId);
+    const kind = this.kinds.get(kindOf(to));
+    if (kind === undefined) throw new UnknownKindError(kindOf(to));
+    const cell = new Cell(this, to, kind);
+    cell.lastTouchMs = this.clock.now();
+    this.cells.set(to, cell);
+    this.stats.activations++;
+    this.emit({ type: 'activated', address: to });
+    this.spawnActor(cell);
+    if (this.cells.size > this.activeEntitiesMax) this.evictLru();
+    return cell;
+  }
+
+  /** Start a nact actor for the cell and begin recovery (or go active at once when not persistent). */
+  private spawnActor(cell: Cell): void {
+    const inc = ++cell.incarnation;
+    cell.scheduled = false;
+    cell.restartWhenSettled = false;
+    const f = (state: unknown, msg: number): unknown => {
+      if (cell.incarnation !== inc) return state;
+      if (msg === DRAIN) this.drain(cell);
+      else if (msg === RECOVER) return this.recover(cell, inc).then(() => state);
+      return state;
+    };
+    cell.ref = spawn(cell.kind.parent as Ref<never>, f as never, `e${++this.entityCounter}`, {
+      onCrash: (_msg: unknown, err: Error, ctx: { stop: symbol }) => {
+        if (cell.incarnation === inc) this.onCrashed(cell, err);
+        return ctx.stop;
+      },
+    } as never) as Ref<unknown>;
+    if (cell.kind.persistent) {
+      cell.status = Status.Recovering;
+      dispatch(cell.ref as Ref<number>, RECOVER);
+    } else {
+      cell.status = Status.Active;
+      cell.state = cell.kind.def.machine.init();
+      cell.activeSince = this.clock.now();
+    }
+    if (cell.inbox.length > 0) {
+      cell.scheduled = true;
+      dispatch(cell.ref as Ref<number>, DRAIN);
+    }
+  }
+
+  /** Stop the nact actor of a cell (if any) and cancel its timers. */
+  private retire(cell: Cell): void {
+    cell.incarnation++;
+    if (cell.ref !== undefined) stop(cell.ref);
+    cell.ref = undefined;
+    cell.scheduled = false;
+    if (cell.resendTimer) this.clock.cancel(cell.resendTimer);
+    cell.resendTimer = undefined;
+    if (cell.restartTimer) this.clock.cancel(cell.restartTimer);
+    cell.restartTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------- the hot path
+
+  private drain(cell: Cell): void {
+    cell.scheduled = false;
+    if (cell.status !== Status.Active) return; // stashed until recovery ends
+    const batch = cell.inbox;
+    if (batch.length === 0) return;
+    cell.inbox = [];
+    const kind = cell.kind;
+    const def = kind.def;
+    const machine = def.machine;
+    const startSeq = cell.seq;
+    const records: unknown[] = [];
+    const tmp = this.step;
+    let i = 0;
+    try {
+      for (; i < batch.length; i++) {
+        const m = batch[i];
+        if (!(m instanceof Envelope)) {
+          tmp.length = 0;
+          cell.state = machine.step(cell.state, m, tmp);
+          if (tmp.length > 0) this.record(cell, tmp, records);
+          continue;
+        }
+        switch (m.k) {
+          case In.Command: {
+            tmp.length = 0;
+            cell.state = machine.step(cell.state, m.cmd, tmp);
+            const v = def.reply ? def.reply(cell.state, m.cmd, tmp) : tmp.slice();
+            this.record(cell, tmp, records);
+            this.hold(cell, m.reply!, v);
+            break;
+          }
+          case In.Reliable: {
+            const h = cell.hwm.get(m.peer) ?? 0;
+            if (m.seq === h + 1) {
+              tmp.length = 0;
+              const cmd = def.inbound ? def.inbound(m.peer, m.cmd) : m.cmd;
+              cell.state = machine.step(cell.state, cmd, tmp);
+              // The marker and the command's events go to the journal together, or not at all.
+              const marker: Marker = { $rt: 'recv', from: m.peer, seq: m.seq };
+              cell.seq++;
+              records.push(marker);
+              cell.hwm.set(m.peer, m.seq);
+              this.record(cell, tmp, records);
+              this.hold(cell, m.reply!, m.seq);
+            } else {
+              if (m.seq <= h) this.stats.duplicatesDropped++;
+              this.hold(cell, m.reply!, h);
+            }
+            break;
+          }
+          case In.Ack: {
+            const pair = cell.out.get(m.peer);
+            if (pair !== undefined && m.seq > pair.acked && kind.persistent) {
+              const marker: Marker = { $rt: 'ack', to: m.peer, upTo: m.seq };
+              cell.seq++;
+              records.push(marker);
+              this.applyAck(cell, pair, m.seq);
+            }
+            break;
+          }
+        }
+      }
+    } catch (err) {
+      // A bug in the state machine: the command that threw is answered with the crash; the ones
+      // after it go back to the mailbox; the events of the ones before it are still committed.
+      const m = batch[i];
+      if (m instanceof Envelope) m.reply?.fail(new ActorCrashedError(cell.address, err));
+      const rest = batch.slice(i + 1);
+      for (const x of cell.inbox) rest.push(x);
+      cell.inbox = rest;
+      this.afterDrain(cell, startSeq, records);
+      this.stats.commands += i;
+      throw err;
+    }
+    this.stats.commands += batch.length;
+    this.afterDrain(cell, startSeq, records);
+  }
+
+  /** Give the events to the journal (or treat them as committed when not persistent). */
+  private afterDrain(cell: Cell, startSeq: number, records: unknown[]): void {
+    this.touch(cell);
+    if (!cell.kind.persistent) {
+      if (cell.seq !== cell.committedSeq) this.onCommitted(cell, cell.epoch, cell.seq);
+      return;
+    }
+    if (records.length === 0) return;
+    this.committer!.add(cell, startSeq, records);
+    const every = cell.kind.snapshotEvery;
+    if (every > 0 && cell.seq - cell.snapshotSeq >= every) {
+      // Capture now (the state is at cell.seq); write once cell.seq is committed.
+      try {
+        cell.snapshotCapture = { seq: cell.seq, data: this.encodeSnapshot(cell) };
+        cell.snapshotSeq = cell.seq;
+      } catch (err) {
+        this.emit({ type: 'snapshot-failed', address: cell.address, error: err });
+      }
+    }
+  }
+
+  /** Assign sequences to a command's events and note what they send. */
+  private record(cell: Cell, events: readonly unknown[], records: unknown[]): void {
+    const def = cell.kind.def;
+    if (!cell.kind.persistent && def.effects === undefined) {
+      cell.seq += events.length;
+      return;
+    }
+    for (const e of events) {
+      cell.seq++;
+      if (cell.kind.persistent) records.push(e);
+      if (def.outbox) this.deriveOutbox(cell, e, cell.seq);
+      if (def.effects) cell.uncommitted.push({ seq: cell.seq, e });
+    }
+  }
+
+  private deriveOutbox(cell: Cell, e: unknown, evSeq: number): void {
+    const outs = cell.kind.def.outbox!(e);
+    if (outs === undefined) return;
+    for (const o of outs) {
+      let pair = cell.out.get(o.to);
+      if (pair === undefined) {
+        pair = { next: 0, acked: 0, sentUpTo: 0, pending: [] };
+        cell.out.set(o.to, pair);
+      }
+      pair.next++;
+      pair.pending.push({ seq: pair.next, evSeq, msg: o.message });
+      cell.outPending++;
+    }
+  }
+
+  private applyAck(cell: Cell, pair: OutPair, upTo: number): void {
+    if (upTo <= pair.acked) return;
+    pair.acked = upTo;
+    let n = 0;
+    while (n < pair.pending.length && pair.pending[n]!.seq <= upTo) n++;
+    if (n > 0) {
+      pair.pending.splice(0, n);
+      cell.outPending -= n;
+    }
+    if (pair.sentUpTo < upTo) pair.sentUpTo = upTo;
+  }
+
+  /** Reply now if everything the entity has decided is committed; otherwise after the commit. */
+  private hold(cell: Cell, sink: ReplySink, value: unknown): void {
+    if (cell.seq === cell.committedSeq && cell.held.length === 0) sink.ok(value);
+    else cell.held.push({ w: cell.seq, sink, value });
+  }
+
+  private touch(cell: Cell): void {
+    cell.lastTouchMs = this.clock.now();
+    // Re-insert to keep the map in LRU order; cheap enough once per drain.
+    this.cells.delete(cell.address);
+    this.cells.set(cell.address, cell);
+  }
+
+  // ---------------------------------------------------------------- after the commit
+
+  /** @internal called by the group commit. */
+  onCommitted(cell: Cell, epoch: number, toSeq: number): void {
+    if (epoch !== cell.epoch || toSeq <= cell.committedSeq) return;
+    cell.committedSeq = toSeq;
+    // 1. Replies.
+    if (cell.held.length > 0) {
+      let n = 0;
+      while (n < cell.held.length && cell.held[n]!.w <= toSeq) n++;
+      const ready = cell.held.splice(0, n);
+      for (const h of ready) h.sink.ok(h.value);
+    }
+    // 2. Effects.
+    const def = cell.kind.def;
+    if (def.effects && cell.uncommitted.length > 0) {
+      let n = 0;
+      while (n < cell.uncommitted.length && cell.uncommitted[n]!.seq <= toSeq) n++;
+      const done = cell.uncommitted.splice(0, n).map((x) => x.e);
+      if (done.length > 0) {
+        try {
+          def.effects(done, this.effectContext(cell));
+        } catch (err) {
+          this.emit({ type: 'effect-failed', address: cell.address, error: err });
+        }
+      }
+    }
+    // 3. Reliable messages whose events are now durable.
+    if (cell.outPending > 0 && !this.stopped) this.sendOutbox(cell);
+    // 4. The snapshot captured at a now-committed sequence.
+    const snap = cell.snapshotCapture;
+    if (snap !== undefined && snap.seq <= toSeq) {
+      cell.snapshotCapture = undefined;
+      this.journal!.saveSnapshot({ persistenceId: cell.address, seq: snap.seq, data: snap.data }).catch((err: unknown) =>
+        this.emit({ type: 'snapshot-failed', address: cell.address, error: err }),
+      );
+    }
+    if (cell.restartWhenSettled && cell.seq === cell.committedSeq) {
+      cell.restartWhenSettled = false;
+      this.restart(cell);
+    }
+  }
+
+  /** @internal called by the group commit. */
+  onCommitFailed(cell: Cell, epoch: number, error: unknown, stale: boolean): void {
+    if (epoch !== cell.epoch) return;
+    cell.epoch++; // drops this entity's buffered writes
+    const wrapped = stale ? new StaleWriterError(cell.address, cell.committedSeq, error) : new JournalFailedError(cell.address, error);
+    for (const h of cell.held) h.sink.fail(wrapped);
+    cell.held = [];
+    cell.uncommitted = [];
+    cell.snapshotCapture = undefined;
+    cell.seq = cell.committedSeq;
+    cell.restartWhenSettled = false;
+    this.retire(cell);
+    if (stale) {
+      this.stats.staleWriters++;
+      this.emit({ type: 'stale-writer', address: cell.address, error });
+      // Another writer owns this entity: stop serving it here. Stashed commands learn why.
+      cell.status = Status.Gone;
+      for (const m of cell.inbox) if (m instanceof Envelope) m.reply?.fail(wrapped);
+      cell.inbox = [];
+      if (this.cells.get(cell.address) === cell) this.cells.delete(cell.address);
+      return;
+    }
+    this.stats.journalFailures++;
+    this.emit({ type: 'journal-failed', address: cell.address, error });
+    cell.status = Status.Down;
+    this.scheduleRestart(cell);
+  }
+
+  private onCrashed(cell: Cell, err: unknown): void {
+    if (cell.status === Status.Gone) return;
+    this.stats.crashes++;
+    this.emit({ type: 'crashed', address: cell.address, error: err });
+    this.retire(cell);
+    cell.status = Status.Down;
+    this.scheduleRestart(cell);
+  }
+
+  private scheduleRestart(cell: Cell): void {
+    if (this.clock.now() - cell.activeSince > this.backoffResetMs) cell.restarts = 0;
+    const attempt = cell.restarts++;
+    const delayMs = Math.min(this.backoffMsMax, this.backoffMsMin * 2 ** Math.min(attempt, 30));
+    this.emit({ type: 'restart-scheduled', address: cell.address, delayMs, attempt: attempt + 1 });
+    if (cell.restartTimer) this.clock.cancel(cell.restartTimer);
+    cell.restartTimer = this.clock.schedule(delayMs, () => {
+      cell.restartTimer = undefined;
+      this.restart(cell);
+    });
+  }
+
+  private restart(cell: Cell): void {
+    if (this.stopped || cell.status !== Status.Down) return;
+    // A crashed entity may still have events in the group commit: recover only once they settle.
+    if (cell.seq !== cell.committedSeq) {
+      cell.restartWhenSettled = true;
+      return;
+    }
+    this.stats.restarts++;
+    this.spawnActor(cell);
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private async recover(cell: Cell, inc: number): Promise<void> {
+    const def = cell.kind.def;
+    const machine = def.machine;
+    try {
+      const snap = await this.journal!.loadSnapshot(cell.address);
+      if (cell.incarnation !== inc) return;
+      cell.hwm = new Map();
+      cell.out = new Map();
+      cell.outPending = 0;
+      cell.uncommitted = [];
+      let seq = 0;
+      if (snap !== undefined) {
+        this.decodeSnapshot(cell, snap.data);
+        seq = snap.seq;
+      } else cell.state = machine.init();
+      const snapshotSeq = seq;
+      for await (const page of this.journal!.read(cell.address, seq + 1)) {
+        if (cell.incarnation !== inc) return;
+        let q = page.fromSeq;
+        for (const rec of page.events) {
+          if (isMarker(rec)) {
+            if (rec.$rt === 'recv') cell.hwm.set(rec.from, rec.seq);
+            else {
+              const pair = cell.out.get(rec.to);
+              if (pair !== undefined) this.applyAck(cell, pair, rec.upTo);
+            }
+          } else {
+            cell.state = machine.apply(cell.state, rec);
+            if (def.outbox) this.deriveOutbox(cell, rec, q);
+          }
+          q++;
+        }
+        seq = page.toSeq;
+      }
+      if (cell.incarnation !== inc) return;
+      cell.seq = cell.committedSeq = seq;
+      cell.snapshotSeq = snapshotSeq;
+      for (const pair of cell.out.values()) pair.sentUpTo = pair.acked;
+      cell.status = Status.Active;
+      cell.activeSince = this.clock.now();
+      this.emit({ type: 'recovered', address: cell.address, seq, snapshotSeq, stashed: cell.inbox.length });
+      if (cell.outPending > 0) this.sendOutbox(cell);
+    } catch (err) {
+      if (cell.incarnation !== inc) return;
+      this.emit({ type: 'recovery-failed', address: cell.address, error: new RecoveryFailedError(cell.address, err) });
+      this.retire(cell);
+      cell.status = Status.Down;
+      this.scheduleRestart(cell);
+    }
+  }
+
+  private encodeSnapshot(cell: Cell): Uint8Array {
+    const body: SnapshotBody = {
+      v: 1,
+      s: cell.kind.def.machine.snapshot(cell.state),
+      hwm: [...cell.hwm],
+      out: [...cell.out].map(([to, p]) => [to, p.next, p.acked, p.pending.map((m) => [m.seq, m.evSeq, m.msg] as [number, number, unknown])]),
+    };
+    return pack(body);
+  }
+
+  private decodeSnapshot(cell: Cell, data: Uint8Array): void {
+    const body = unpack(data) as SnapshotBody;
+    if (body.v !== 1) throw new Error(`unknown snapshot version ${String(body.v)}`);
+    cell.state = cell.kind.def.machine.restore(body.s);
+    cell.hwm = new Map(body.hwm);
+    cell.out = new Map();
+    cell.outPending = 0;
+    for (const [to, next, acked, pending] of body.out) {
+      cell.out.set(to, { next, acked, sentUpTo: acked, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
+      cell.outPending += pending.length;
+    }
+  }
+
+  // ---------------------------------------------------------------- reliable messages
+
+  private sendOutbox(cell: Cell): void {
+    let left = false;
+    for (const [to, pair] of cell.out) {
+      for (const m of pair.pending) {
+        if (m.seq <= pair.sentUpTo) continue;
+        if (m.evSeq > cell.committedSeq || m.seq > pair.acked + this.windowMax) {
+          left = true;
+          break;
+        }
+        pair.sentUpTo = m.seq;
+        this.sendOne(cell, to, m);
+      }
+      if (pair.pending.length > 0) left = true;
+    }
+    if (left && cell.resendTimer === undefined) {
+      cell.resendTimer = this.clock.schedule(this.resendMs, () => {
+        cell.resendTimer = undefined;
+        if (cell.status !== Status.Active || this.cells.get(cell.address) !== cell) return;
+        for (const pair of cell.out.values()) pair.sentUpTo = pair.acked;
+        this.sendOutbox(cell);
+      });
+    }
+  }
+
+  private sendOne(cell: Cell, to: Address, m: OutMessage): void {
+    this.stats.reliableSent++;
+    const wire: WireReliable = { t: 'rel', from: cell.address, seq: m.seq, msg: m.msg };
+    this.transport.request(to, wire, this.attemptTimeoutMs).then(
+      (r) => {
+        const ack = r as WireReliableAck;
+        const live = this.cells.get(cell.address);
+        if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, to, ack.hwm));
+      },
+      () => undefined, // resent by the timer
+    );
+  }
+
+  // ---------------------------------------------------------------- passivation
+
+  private armSweep(): void {
+    if (this.stopped) return;
+    this.sweepTimer = this.clock.schedule(this.sweepTimerMs, () => {
+      this.sweep();
+      this.armSweep();
+    });
+  }
+
+  private sweep(): void {
+    const cutoff = this.clock.now() - this.idleMs;
+    for (const c of [...this.cells.values()]) {
+      if (c.lastTouchMs > cutoff) continue;
+      if (this.passivatable(c)) this.passivate(c, 'idle');
+    }
+  }
+
+  private passivatable(c: Cell): boolean {
+    return (
+      c.kind.persistent &&
+      c.status === Status.Active &&
+      c.inbox.length === 0 &&
+      c.seq === c.committedSeq &&
+      c.held.length === 0 &&
+      c.outPending === 0 &&
+      c.snapshotCapture === undefined
+    );
+  }
+
+  private evictLru(): void {
+    for (const c of this.cells.values()) {
+      if (this.cells.size <= this.activeEntitiesMax) return;
+      if (this.passivatable(c)) this.passivate(c, 'lru');
+    }
+  }
+
+  private passivate(c: Cell, reason: 'idle' | 'lru'): boolean {
+    this.retire(c);
+    c.status = Status.Gone;
+    this.cells.delete(c.address);
+    this.stats.passivations++;
+    this.emit({ type: 'passivated', address: c.address, reason });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- misc
+
+  private effectContext(cell: Cell): EffectContext {
+    return { self: cell.address, tell: (to, cmd) => this.tell(to, cmd), now: () => this.clock.now() };
+  }
+
+  private emit(e: NodeEvent): void {
+    if (this.onEvent) {
+      try {
+        this.onEvent(e);
+      } catch {
+        /* an observer's bug must not break the runtime */
+      }
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { Address } from './address.js';
+
+/**
+ * What nodes say to each other over a {@link Transport}. Plain data, kept apart from the API types:
+ * the NATS transport encodes these with msgpackr.
+ */
+
+/** A fire-and-forget command. */
+export interface WireTell {
+  readonly t: 'tell';
+  readonly cmd: unknown;
+}
+
+/** A command whose reply is wanted (request/reply). */
+export interface WireAsk {
+  readonly t: 'ask';
+  readonly cmd: unknown;
+}
+
+/** The reply to a {@link WireAsk}: the value, or the error's class name and message. */
+export type WireReply = { readonly ok: true; readonly v: unknown } | { readonly ok: false; readonly e: { readonly name: string; readonly message: string } };
+
+/** A reliable message: number `seq` of the ordered stream from `from` to the addressee. */
+export interface WireReliable {
+  readonly t: 'rel';
+  readonly from: Address;
+  readonly seq: number;
+  readonly msg: unknown;
+}
+
+/** The receiver's committed high-water mark for the sender: everything up to `hwm` is applied. */
+export interface WireReliableAck {
+  readonly t: 'ack';
+  readonly hwm: number;
+}
