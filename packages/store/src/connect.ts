@@ -29,6 +29,8 @@ export interface ConnectOptions {
   readonly statementTimeoutMs?: number;
   /** Pool size for pg. Default 4. */
   readonly poolMax?: number;
+  /** `application_name` of the sessions (pg). Default `bourse-store`. */
+  readonly applicationName?: string;
 }
 
 export type Dialect = 'pg' | 'pglite';
@@ -92,6 +94,7 @@ export function pgPool(target: PgTarget, opts: ConnectOptions = {}): pg.Pool {
     idleTimeoutMillis: 30_000,
     statement_timeout: opts.statementTimeoutMs ?? 30_000,
     options: `-c search_path=${schema}`,
+    application_name: opts.applicationName ?? 'bourse-store',
     keepAlive: true,
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 && format !== 'binary' ? int8ToNumber : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
   });

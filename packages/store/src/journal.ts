@@ -276,6 +276,8 @@ export class StoreJournal<E = unknown> implements Journal<E> {
       }
       first = false;
       if (events.length > 0) yield { persistenceId, fromSeq: pageFrom, toSeq: next - 1, events };
+      // The page ended before its bound: a further row would have started at `next` and been in it.
+      if (next < hi) return;
     }
   }
 

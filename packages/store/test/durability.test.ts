@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { JournalConflictError, type JournalWrite } from '@bourse/actors';
+import { openStore, type Store } from '../src/index.js';
+import { createTestTarget, testDialects, type TestTarget } from '../src/testing.js';
+import { batchPlan } from './fixtures/plan.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+
+/** Starts the writer child; resolves with it once it has acked `minAcks` batches. */
+function startWriter(target: TestTarget, onAck: (b: number) => void): { pid: number; exited: Promise<number | null>; ready: Promise<void> } {
+  const script = path.join(here, 'fixtures', isTs ? 'writer.ts' : 'writer.js');
+  const child = spawn(process.execPath, [...(isTs ? ['--import', 'tsx'] : []), script, JSON.stringify(target.options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let buf = '';
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === 'ready') readyResolve();
+      else if (line.startsWith('ack ')) onAck(Number(line.slice(4)));
+    }
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { pid: child.pid!, exited, ready };
+}
+
+for (const dialect of testDialects()) {
+  describe(`store durability [${dialect}]`, function () {
+    this.timeout(60_000);
+
+    it('kill mid-batch - after SIGKILL every batch is all there or absent, sequences contiguous, acked batches kept', async () => {
+      const target = await createTestTarget(dialect);
+      try {
+        let acked = 0;
+        const w = startWriter(target, (b) => (acked = b));
+        await w.ready;
+        const want = dialect === 'pg' ? 40 : 15;
+        while (acked < want) await new Promise((r) => setTimeout(r, 5));
+        // Kill at a random point inside the next few appends.
+        await new Promise((r) => setTimeout(r, Math.random() * 20));
+        process.kill(w.pid, 'SIGKILL');
+        await w.exited;
+        const ackedAtKill = acked;
+
+        const store = await openStore(target.options);
+        try {
+          const present = new Map<number, Map<string, number>>(); // batch -> id -> events seen
+          const ids = new Set<string>();
+          for (let b = 1; b <= ackedAtKill + 5; b++) for (const p of batchPlan(b)) ids.add(p.id);
+          for (const id of ids) {
+            let expect1 = 1;
+            for await (const page of store.journal.read(id, 1)) {
+              expect(page.fromSeq).to.equal(expect1);
+              expect1 = page.toSeq + 1;
+              for (const e of page.events as Array<{ b: number }>) {
+                const m = present.get(e.b) ?? new Map<string, number>();
+                m.set(id, (m.get(id) ?? 0) + 1);
+                present.set(e.b, m);
+              }
+            }
+            expect(expect1 - 1, `contiguous ${id}`).to.equal(await store.journal.highestSeq(id));
+          }
+          const maxBatch = Math.max(...present.keys());
+          expect(maxBatch).to.be.at.least(ackedAtKill);
+          for (let b = 1; b <= maxBatch; b++) {
+            const got = present.get(b);
+            expect(got, `batch ${b} present (batches are appended in order)`).to.not.equal(undefined);
+            for (const { id, count } of batchPlan(b)) expect(got!.get(id), `batch ${b} ${id}`).to.equal(count);
+          }
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await target.drop();
+      }
+    });
+
+    it('concurrent writers - exactly one wins each sequence, the other gets the conflict error', async () => {
+      const target = await createTestTarget(dialect);
+      // Two stores (two pools) for pg; PGlite is one process's database, so two writers share it.
+      const a = await openStore(target.options);
+      const b = dialect === 'pg' ? await openStore(target.options) : a;
+      try {
+        const id = 'race/1';
+        const ATTEMPTS = 60;
+        const writer = async (store: Store, name: string) => {
+          let known = 0;
+          let wins = 0;
+          let conflicts = 0;
+          for (let i = 0; i < ATTEMPTS; i++) {
+            try {
+              await store.journal.append([{ persistenceId: id, expectedSeq: known, events: [{ name, i }] } as JournalWrite]);
+              known++;
+              wins++;
+            } catch (e) {
+              expect(e).to.be.instanceOf(JournalConflictError);
+              const c = (e as JournalConflictError).conflicts[0]!;
+              expect(c).to.include({ persistenceId: id, expectedSeq: known });
+              expect(c.actualSeq).to.be.greaterThan(known);
+              known = c.actualSeq;
+              conflicts++;
+            }
+          }
+          return { wins, conflicts };
+        };
+        const [ra, rb] = await Promise.all([writer(a, 'a'), writer(b, 'b')]);
+        const all: Array<{ name: string; i: number }> = [];
+        for await (const p of a.journal.read(id, 1)) all.push(...(p.events as Array<{ name: string; i: number }>));
+        expect(all.length).to.equal(ra.wins + rb.wins);
+        expect(await a.journal.highestSeq(id)).to.equal(all.length);
+        expect(all.filter((e) => e.name === 'a').length).to.equal(ra.wins);
+        expect(ra.conflicts + rb.conflicts, 'the writers raced').to.be.greaterThan(0);
+        expect(ra.wins + ra.conflicts).to.equal(ATTEMPTS);
+      } finally {
+        await a.close();
+        if (b !== a) await b.close();
+        await target.drop();
+      }
+    });
+  });
+}
