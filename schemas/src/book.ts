@@ -134,11 +134,16 @@ export interface OrderAccepted {
   readonly stp: SelfTradePrevention;
 }
 
-/** A command was refused. Nothing in the book changed. `orderId` is 0 when the command names none. */
+/**
+ * A command was refused. Nothing in the book changed (GTD orders that expired at `ts` before the command
+ * was looked at are still expired). `orderId` is 0 and `account` is '' when the command names no valid one;
+ * `command` is 'unknown' when the command is not an object with a known `type` (code PROTO_UNKNOWN_MESSAGE),
+ * and `ts` is 0 when the command's own `ts` is not valid.
+ */
 export interface CommandRejected {
   readonly type: 'CommandRejected';
   readonly ts: number;
-  readonly command: BookCommandType;
+  readonly command: BookCommandType | 'unknown';
   readonly orderId: number;
   readonly account: string;
   readonly clientOrderId: string | undefined;
@@ -195,6 +200,11 @@ export interface OrderCancelled {
  * A resting order changed. With `priorityKept` the open quantity shrank in place to `qty`. Without it the
  * order left the book (`oldQty` at `oldPrice`) and re-entered as a new incoming order with `price`/`qty`:
  * Fill, OrderRested or OrderCancelled events follow exactly as for a new order.
+ *
+ * Self-trade prevention 'decrementBoth' also uses this event (with `priorityKept`, reason implied) for the
+ * side whose open quantity shrank but did not reach zero; the side that reached zero gets OrderCancelled
+ * with reason 'selfTrade'. For the incoming (taker) order that quantity was not on the book: `rested` is
+ * false then, and true in every other case.
  */
 export interface OrderAmended {
   readonly type: 'OrderAmended';
@@ -207,6 +217,8 @@ export interface OrderAmended {
   readonly price: number;
   readonly qty: number;
   readonly priorityKept: boolean;
+  /** Whether `oldQty` was on the visible book (and so in L2). False only for a decremented taker. */
+  readonly rested: boolean;
 }
 
 /** A stop or stop-limit order waits, off the visible book, for the last trade price to reach `stopPrice`. */
@@ -218,7 +230,16 @@ export interface StopArmed {
   readonly stopPrice: number;
 }
 
-/** A stop fired on `lastPrice`; it now enters as an incoming order, and its Fill/Rested/Cancelled events follow. */
+/**
+ * A stop fired on `lastPrice`; it now enters as an incoming order (a `stop` as a market order, a
+ * `stopLimit` as a limit order), and its Fill/Rested/Cancelled events follow.
+ *
+ * Trigger order: stops are looked at after an incoming order has finished matching, one at a time. Of
+ * the armed buy stops with `stopPrice <= last` the lowest stop price fires first, of the sell stops with
+ * `stopPrice >= last` the highest, ties by acceptance order; when both sides have one ready, the one
+ * accepted first fires. Each fired order matches completely before the next stop is looked at. A
+ * cascade is bounded by the number of armed stops, which the book caps (BOOK_TOO_MANY_STOPS).
+ */
 export interface StopTriggered {
   readonly type: 'StopTriggered';
   readonly ts: number;

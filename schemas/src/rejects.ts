@@ -54,6 +54,7 @@ export const Reject = {
   ORDER_INVALID_PROTECTION: 1020,
   ORDER_UNKNOWN_INSTRUMENT: 1021,
   ORDER_INVALID_FLAG: 1022,
+  ORDER_INVALID_CLIENT_ORDER_ID: 1023,
 
   // BOOK: the order book's state says no
   BOOK_UNKNOWN_ORDER: 2000,
@@ -65,6 +66,7 @@ export const Reject = {
   BOOK_AMEND_NO_CHANGE: 2006,
   BOOK_AMEND_NOT_ALLOWED: 2007,
   BOOK_INVALID_STATUS: 2008,
+  BOOK_TOO_MANY_STOPS: 2009,
 
   // RISK: pre-trade checks, numbered in the order they run
   RISK_INVALID_ORDER: 3000,
