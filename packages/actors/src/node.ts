@@ -385,6 +385,15 @@ export class ActorNode {
     });
   }
 
+  /**
+   * Activate entities (recover them) without sending a command, so that those with unacknowledged
+   * reliable messages resend them. A node taking over a shard wakes the entities it remembers; the
+   * journal cannot list them yet (see README, "Gaps").
+   */
+  wake(addresses: Iterable<Address>): void {
+    for (const a of addresses) this.localCell(a);
+  }
+
   /** Inject a crash into an entity (as if its state machine threw). For tests and the simulator. */
   crash(to: Address): void {
     const cell = this.cells.get(to);

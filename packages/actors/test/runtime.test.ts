@@ -1,0 +1,250 @@
+import { expect } from 'chai';
+import {
+  ActorCrashedError,
+  ActorNode,
+  AskTimeoutError,
+  InProcessTransport,
+  JournalFailedError,
+  ManualClock,
+  MemoryJournal,
+  StaleWriterError,
+} from '../src/index.js';
+import type { ActorNodeOptions, NodeEvent } from '../src/index.js';
+import { accountKind, settle, sleep } from './bank.js';
+
+/** A gate a journal hook can wait on. */
+function gate(): { wait: () => Promise<void>; open: () => void; opened: boolean } {
+  let open!: () => void;
+  const p = new Promise<void>((r) => (open = r));
+  const g = {
+    opened: false,
+    wait: () => p,
+    open: () => {
+      g.opened = true;
+      open();
+    },
+  };
+  return g;
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
+const nodes: ActorNode[] = [];
+function makeNode(opts: Partial<ActorNodeOptions> & { journal: MemoryJournal }): ActorNode {
+  const n = new ActorNode({ nodeId: `n${nodes.length}`, kinds: [accountKind], reliable: { resendMs: 10 }, restart: { backoffMsMin: 5, backoffMsMax: 100 }, ...opts });
+  nodes.push(n);
+  return n;
+}
+afterEach(() => {
+  for (const n of nodes.splice(0)) n.kill();
+});
+
+const deposit = (id: string, amount: number) => ({ type: 'Deposit', depositId: id, amount });
+const balance = { type: 'Balance' };
+
+describe('actors - runtime', () => {
+  it('actors - no reply, effect or reliable message before the commit', async () => {
+    const g = gate();
+    const journal = new MemoryJournal();
+    const effects: unknown[] = [];
+    const node = makeNode({ journal, kinds: [{ ...accountKind, effects: (evs, ctx) => ctx.self === 'account/a' && effects.push(...evs) }] });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    journal.faults.beforeAppend = () => g.wait();
+    let replied = false;
+    const p = node.ask('account/a', { type: 'Transfer', transferId: 't1', to: 'b', amount: 30 }, 5000).then((r) => {
+      replied = true;
+      return r;
+    });
+    const p2 = node.ask('account/a', balance, 5000).then(() => (replied = true)); // a read waits too
+    await sleep(30);
+    expect(replied, 'replied before commit').to.equal(false);
+    expect(effects.map((e) => (e as { type: string }).type)).to.deep.equal(['Deposited']);
+    expect(node.inspect('account/b'), 'credit sent before commit').to.equal(undefined);
+    g.open();
+    expect(await p).to.equal('ok');
+    await p2;
+    await node.quiescent();
+    expect(effects.map((e) => (e as { type: string }).type)).to.deep.equal(['Deposited', 'Debited']);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(30);
+  });
+
+  it('actors - a failing journal yields error replies, never successes, and a restart with backoff', async () => {
+    const journal = new MemoryJournal();
+    const events: NodeEvent[] = [];
+    const node = makeNode({ journal, onEvent: (e) => events.push(e), restart: { backoffMsMin: 5, backoffMsMax: 1000 } });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    let failures = 3;
+    journal.faults.beforeAppend = () => {
+      if (failures-- > 0) throw new Error('disk on fire');
+    };
+    const results = await Promise.allSettled([node.ask('account/a', deposit('d1', 1), 1000), node.ask('account/a', deposit('d2', 2), 1000)]);
+    for (const r of results) {
+      expect(r.status).to.equal('rejected');
+      expect((r as PromiseRejectedResult).reason).to.be.instanceOf(JournalFailedError);
+    }
+    // The next commands are stashed while the entity restarts; the journal fails twice more.
+    const r3 = await rejection(node.ask('account/a', deposit('d3', 3), 1000));
+    expect(r3).to.be.instanceOf(JournalFailedError);
+    const r4 = await rejection(node.ask('account/a', deposit('d4', 4), 1000));
+    expect(r4).to.be.instanceOf(JournalFailedError);
+    expect(await node.ask('account/a', deposit('d5', 5), 1000)).to.equal('ok');
+    // Only what was committed counts: the failed deposits were not applied.
+    expect(await node.ask('account/a', balance, 1000)).to.equal(105);
+    const delays = events.filter((e) => e.type === 'restart-scheduled').map((e) => (e as { delayMs: number }).delayMs);
+    expect(delays).to.deep.equal([5, 10, 20]);
+    expect(events.filter((e) => e.type === 'recovered')).to.have.length(4);
+    expect(node.stats.journalFailures).to.equal(3);
+  });
+
+  it('actors - commit outcome unknown: the reply is an error and recovery finds the truth in the journal', async () => {
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    let once = true;
+    journal.faults.afterAppend = () => {
+      if (once) {
+        once = false;
+        throw new Error('connection lost during COMMIT');
+      }
+    };
+    expect(await rejection(node.ask('account/a', deposit('d1', 7), 1000))).to.be.instanceOf(JournalFailedError);
+    // The client retries with the same id: answered from the recovered state, not applied twice.
+    expect(await node.ask('account/a', deposit('d1', 7), 1000)).to.equal('ok');
+    expect(await node.ask('account/a', balance, 1000)).to.equal(107);
+  });
+
+  it('actors - recovery from the latest snapshot plus the journal tail gives the same stateHash', async () => {
+    const journal = new MemoryJournal();
+    const events: NodeEvent[] = [];
+    const node = makeNode({ journal, snapshotEventsEvery: 10, onEvent: (e) => events.push(e) });
+    for (let i = 0; i < 57; i++) await node.ask('account/a', deposit(`d${i}`, i + 1), 1000);
+    const live = node.stateHash('account/a');
+    expect(node.passivateAll()).to.equal(1);
+    await sleep(5);
+    expect(await node.ask('account/a', balance, 1000)).to.equal((57 * 58) / 2);
+    const rec = events.filter((e) => e.type === 'recovered').at(-1) as { seq: number; snapshotSeq: number };
+    expect(rec.seq).to.equal(57);
+    expect(rec.snapshotSeq).to.equal(50);
+    expect(node.stateHash('account/a')).to.equal(live);
+    // And a replay of the whole journal from nothing agrees.
+    const m = accountKind.machine;
+    const replayed = journal.eventsOf('account/a').reduce<ReturnType<typeof m.init>>((s, e) => m.apply(s, e as never), m.init());
+    expect(m.stateHash(replayed)).to.equal(live);
+  });
+
+  it('actors - commands that arrive during recovery are stashed, never dropped', async () => {
+    const journal = new MemoryJournal();
+    const writer = makeNode({ journal });
+    for (let i = 0; i < 5; i++) await writer.ask('account/a', deposit(`d${i}`, 10), 1000);
+    writer.kill();
+    const g = gate();
+    journal.faults.beforeRead = () => g.wait();
+    const node = makeNode({ journal });
+    const asks: Promise<unknown>[] = [];
+    for (let i = 5; i < 205; i++) {
+      if (i % 2 === 0) node.tell('account/a', deposit(`d${i}`, 1));
+      else asks.push(node.ask('account/a', deposit(`d${i}`, 1), 5000));
+    }
+    await sleep(20);
+    expect(node.inspect('account/a')!.status).to.equal('recovering');
+    g.open();
+    for (const r of await Promise.all(asks)) expect(r).to.equal('ok');
+    expect(await node.ask('account/a', balance, 1000)).to.equal(50 + 200);
+    // In arrival order, after the recovered tail.
+    const ids = journal.eventsOf('account/a').map((e) => (e as { depositId: string }).depositId);
+    expect(ids).to.deep.equal(Array.from({ length: 205 }, (_, i) => `d${i}`));
+  });
+
+  it('actors - idle passivation and LRU passivation preserve state on reactivation', async () => {
+    const clock = new ManualClock(0);
+    const journal = new MemoryJournal();
+    const events: NodeEvent[] = [];
+    const node = makeNode({ journal, clock, passivation: { idleMs: 1000, activeEntitiesMax: 3, sweepMs: 100 }, onEvent: (e) => events.push(e) });
+    const pump = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) {
+        clock.advance(1);
+        await settle();
+      }
+    };
+    const askM = async (to: string, c: unknown): Promise<unknown> => {
+      const p = node.ask(to, c, 60_000);
+      for (let i = 0; i < 50; i++) {
+        const done = await Promise.race([p.then(() => true), settle().then(() => false)]);
+        if (done) return p;
+        clock.advance(1);
+      }
+      return p;
+    };
+    for (let i = 0; i < 5; i++) await askM(`account/x${i}`, deposit('d', 10 + i));
+    await pump();
+    // The cap is 3: the two least recently used were passivated.
+    expect(node.activeAddresses().length).to.be.at.most(3);
+    expect(events.filter((e) => e.type === 'passivated' && e.reason === 'lru').length).to.be.at.least(2);
+    clock.advance(1500);
+    await pump();
+    expect(node.activeAddresses()).to.deep.equal([]);
+    expect(events.some((e) => e.type === 'passivated' && e.reason === 'idle')).to.equal(true);
+    for (let i = 0; i < 5; i++) expect(await askM(`account/x${i}`, balance)).to.equal(10 + i);
+  });
+
+  it('actors - a stale writer (two nodes, one journal, one id) gets the conflict and stops', async () => {
+    const journal = new MemoryJournal();
+    const a = makeNode({ journal, transport: new InProcessTransport() });
+    const events: NodeEvent[] = [];
+    const b = makeNode({ journal, transport: new InProcessTransport(), onEvent: (e) => events.push(e) });
+    expect(await b.ask('account/x', balance, 1000)).to.equal(0); // b recovered x at seq 0
+    expect(await a.ask('account/x', deposit('d1', 5), 1000)).to.equal('ok'); // a writes seq 1
+    // b writes x (stale) and y (fine) in the same group commit.
+    const [rx, ry] = await Promise.allSettled([b.ask('account/x', deposit('d2', 7), 1000), b.ask('account/y', deposit('d3', 9), 1000)]);
+    expect(rx.status).to.equal('rejected');
+    expect((rx as PromiseRejectedResult).reason).to.be.instanceOf(StaleWriterError);
+    expect(ry.status, 'the other writer of the batch still commits').to.equal('fulfilled');
+    expect(events.some((e) => e.type === 'stale-writer' && e.address === 'account/x')).to.equal(true);
+    expect(b.inspect('account/x'), 'stopped').to.equal(undefined);
+    expect(journal.eventsOf('account/x')).to.deep.equal([{ type: 'Deposited', depositId: 'd1', amount: 5 }]);
+    // Asked again, b recovers from the journal (the lease layer decides whether it should).
+    expect(await b.ask('account/x', balance, 1000)).to.equal(5);
+  });
+
+  it('actors - a crash in the state machine answers that command, keeps the rest, and recovers', async () => {
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal });
+    const ps = [
+      node.ask('account/a', deposit('d1', 1), 1000),
+      node.ask('account/a', { type: 'Boom' }, 1000),
+      node.ask('account/a', deposit('d2', 2), 1000),
+    ];
+    const [r1, r2, r3] = await Promise.allSettled(ps);
+    expect((r1 as PromiseFulfilledResult<unknown>).value).to.equal('ok');
+    expect((r2 as PromiseRejectedResult).reason).to.be.instanceOf(ActorCrashedError);
+    expect((r3 as PromiseFulfilledResult<unknown>).value).to.equal('ok');
+    expect(await node.ask('account/a', balance, 1000)).to.equal(3);
+    expect(node.stats.crashes).to.equal(1);
+  });
+
+  it('actors - ask times out while the journal hangs, and the late commit is not lost', async () => {
+    const g = gate();
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal });
+    journal.faults.beforeAppend = () => g.wait();
+    expect(await rejection(node.ask('account/a', deposit('d1', 1), 20))).to.be.instanceOf(AskTimeoutError);
+    g.open();
+    await node.quiescent();
+    expect(await node.ask('account/a', balance, 1000)).to.equal(1);
+  });
+
+  it('actors - group commit writes the events of many actors in one append', async () => {
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal, groupCommit: { windowUs: 2000, batchEventsMax: 10_000 } });
+    await Promise.all(Array.from({ length: 200 }, (_, i) => node.ask(`account/g${i}`, deposit('d', 1), 2000)));
+    expect(journal.eventsStored).to.equal(200);
+    expect(journal.appendCalls).to.be.at.most(3);
+  });
+});
