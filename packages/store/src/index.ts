@@ -5,3 +5,8 @@ export type { StoreTarget, PgTarget, PGliteTarget, ConnectOptions, Dialect, Retr
 export { PGliteDialect } from './pglite-dialect.js';
 export type { Database } from './db.js';
 export * from './errors.js';
+export { GroupCommitter, type GroupCommitOptions } from './group-commit.js';
+export { ProjectionRunner, type Projection, type StreamProgress, type CatchUpOptions } from './projections/framework.js';
+export { ordersAndTradesProjection, BOOK_STREAM_PREFIX } from './projections/book.js';
+export { ReadModels, type OrderView, type TradeView, type Page, type OrderCursor, type TradeCursor } from './queries.js';
+export type { OrderStatus } from './db.js';

@@ -1,0 +1,140 @@
+/**
+ * Read-model projections: each projection keeps a checkpoint per journal stream (persistence id) in
+ * `projection_checkpoints`, and applies a page of a stream's events and advances that checkpoint in
+ * ONE transaction. So an event is applied exactly once, whatever crashes or concurrent runners do.
+ *
+ * No reliance on a global order (BIGSERIAL ids or commit order, which become visible out of order):
+ * progress is tracked per stream by its own gapless sequence, and a stream's row `seq_from = s` can
+ * only commit after the row ending at `s - 1` has committed (the append's predecessor check), so a
+ * reader that sees sequence s has already been able to see everything before it.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Journal, JournalPage } from '@bourse/actors';
+import type { Database } from '../db.js';
+
+export interface Projection<E = unknown> {
+  /** Stable name: the checkpoint key. Renaming it replays everything. */
+  readonly name: string;
+  /** Only streams whose persistence id starts with this are projected (e.g. `book/`). */
+  readonly streamPrefix: string;
+  /** Applies a contiguous page of one stream's events. Write only through `trx`. */
+  apply(trx: Transaction<Database>, page: JournalPage<E>): Promise<void>;
+}
+
+export interface StreamProgress {
+  readonly persistenceId: string;
+  readonly head: number;
+  readonly done: number;
+}
+
+export interface CatchUpOptions {
+  /** Events per transaction. Default 2000. */
+  readonly pageEventsMax?: number;
+  /** Stop after this many pages per stream (for tests). Default unlimited. */
+  readonly pagesMax?: number;
+}
+
+export class ProjectionRunner {
+  constructor(
+    readonly db: Kysely<Database>,
+    readonly journal: Journal,
+    readonly projections: readonly Projection<any>[],
+  ) {}
+
+  /** Streams of the projection that have events beyond its checkpoint. */
+  async lagging(p: Projection): Promise<StreamProgress[]> {
+    // A loose index scan over the journal's primary key lists the distinct ids without reading rows.
+    const { rows } = await sql<{ persistence_id: string; head: number; done: number }>`
+      with recursive ids(pid) as (
+        (select persistence_id from journal order by persistence_id limit 1)
+        union all
+        (select (select j.persistence_id from journal j where j.persistence_id > ids.pid order by j.persistence_id limit 1)
+           from ids where ids.pid is not null)
+      )
+      select ids.pid as persistence_id,
+             (select j.seq_to from journal j where j.persistence_id = ids.pid order by j.seq_from desc limit 1) as head,
+             coalesce(c.seq, 0) as done
+        from ids left join projection_checkpoints c on c.projection = ${p.name} and c.persistence_id = ids.pid
+       where ids.pid is not null and starts_with(ids.pid, ${p.streamPrefix})`.execute(this.db);
+    return rows.map((r) => ({ persistenceId: r.persistence_id, head: Number(r.head), done: Number(r.done) })).filter((r) => r.head > r.done);
+  }
+
+  /** Brings every projection up to date with what is committed now. Returns events applied. */
+  async runOnce(opts: CatchUpOptions = {}): Promise<number> {
+    let applied = 0;
+    for (const p of this.projections) for (const s of await this.lagging(p)) applied += await this.catchUp(p, s.persistenceId, opts);
+    return applied;
+  }
+
+  /** Applies a stream's events beyond the checkpoint, page by page, one transaction per page. */
+  async catchUp(p: Projection, persistenceId: string, opts: CatchUpOptions = {}): Promise<number> {
+    const pageEventsMax = opts.pageEventsMax ?? 2000;
+    let applied = 0;
+    for (let pages = 0; pages < (opts.pagesMax ?? Infinity); pages++) {
+      const from = (await this.checkpoint(p.name, persistenceId)) + 1;
+      // Read outside the transaction (PGlite has one session); events never change once committed.
+      let page: JournalPage | undefined;
+      for await (const pg of this.journal.read(persistenceId, from, { pageEventsMax, toSeq: from + pageEventsMax - 1 })) {
+        page = pg;
+        break;
+      }
+      if (!page) break;
+      const got = page;
+      applied += await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('projection_checkpoints').values({ projection: p.name, persistence_id: persistenceId, seq: 0 }).onConflict((oc) => oc.doNothing()).execute();
+        const locked = await trx
+          .selectFrom('projection_checkpoints')
+          .select('seq')
+          .where('projection', '=', p.name)
+          .where('persistence_id', '=', persistenceId)
+          .forUpdate()
+          .executeTakeFirstOrThrow();
+        const done = Number(locked.seq);
+        if (done >= got.toSeq) return 0; // another runner got there first
+        if (done < got.fromSeq - 1) throw new Error(`projection ${p.name} ${persistenceId}: checkpoint ${done} went backwards below ${got.fromSeq - 1}`);
+        const skip = done - (got.fromSeq - 1);
+        const sub: JournalPage = skip === 0 ? got : { persistenceId, fromSeq: done + 1, toSeq: got.toSeq, events: got.events.slice(skip) };
+        await p.apply(trx, sub);
+        await trx
+          .updateTable('projection_checkpoints')
+          .set({ seq: sub.toSeq })
+          .where('projection', '=', p.name)
+          .where('persistence_id', '=', persistenceId)
+          .execute();
+        return sub.events.length;
+      });
+    }
+    return applied;
+  }
+
+  async checkpoint(projection: string, persistenceId: string): Promise<number> {
+    const r = await this.db
+      .selectFrom('projection_checkpoints')
+      .select('seq')
+      .where('projection', '=', projection)
+      .where('persistence_id', '=', persistenceId)
+      .executeTakeFirst();
+    return r ? Number(r.seq) : 0;
+  }
+
+  /** Polls every `intervalMs` until stopped. Errors are reported and the poll goes on. */
+  start(intervalMs = 100, onError: (e: unknown) => void = () => {}): { stop(): Promise<void> } {
+    let stopped = false;
+    const loop = (async () => {
+      while (!stopped) {
+        try {
+          await this.runOnce();
+        } catch (e) {
+          onError(e);
+        }
+        await new Promise((r) => setTimeout(r, intervalMs));
+      }
+    })();
+    return {
+      async stop() {
+        stopped = true;
+        await loop;
+      },
+    };
+  }
+}
