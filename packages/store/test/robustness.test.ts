@@ -1,0 +1,202 @@
+import net from 'node:net';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { Packr } from 'msgpackr';
+import pg from 'pg';
+import type { Connection } from '../src/connect.js';
+import {
+  migrate,
+  openStore,
+  StoreConfigError,
+  StoreJournal,
+  StoreReadOnlyError,
+  StoreSchemaError,
+  StoreUnreachableError,
+  type Store,
+} from '../src/index.js';
+import { openTestStore, testDialects, testPgUrl, uniqueSchema } from '../src/testing.js';
+
+const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: unknown) => e);
+
+describe('store startup [pg]', function () {
+  this.timeout(20_000);
+  if (!testDialects().includes('pg')) return;
+
+  it('startup - an invalid connection string is a config error, at once', async () => {
+    for (const bad of ['not a url', 'mysql://u@h/db', 'postgres://u@h:99999/db']) {
+      const e = await failure(openStore({ pg: bad }));
+      expect(e, bad).to.be.instanceOf(StoreConfigError);
+      expect(await failure(migrate(bad)), bad).to.be.instanceOf(StoreConfigError);
+    }
+  });
+
+  it('startup - an unreachable or silent server is a clear error within the connect timeout', async () => {
+    const refused = await failure(openStore({ pg: 'postgres://postgres@127.0.0.1:1/test', connectTimeoutMs: 1000 }));
+    expect(refused).to.be.instanceOf(StoreUnreachableError);
+    expect((refused as Error).message).to.match(/127\.0\.0\.1:1/);
+    // A server that accepts TCP and never answers: must not hang.
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const t0 = Date.now();
+    try {
+      const e = await failure(openStore({ pg: `postgres://postgres@127.0.0.1:${port}/test`, connectTimeoutMs: 500 }));
+      expect(e).to.be.instanceOf(StoreUnreachableError);
+      expect(Date.now() - t0).to.be.below(5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('startup - a read-only database is refused with a clear error', async () => {
+    const u = new URL(testPgUrl());
+    u.searchParams.set('options', '-c default_transaction_read_only=on');
+    const e = await failure(openStore({ pg: u.toString(), migrate: true, schema: uniqueSchema() }));
+    expect(e).to.be.instanceOf(StoreReadOnlyError);
+    expect(await failure(migrate(u.toString(), { schema: uniqueSchema() }))).to.be.instanceOf(StoreReadOnlyError);
+  });
+
+  it('startup - an unmigrated schema says to run bourse migrate', async () => {
+    const e = await failure(openStore({ pg: testPgUrl(), schema: uniqueSchema('bourse_none') }));
+    expect(e).to.be.instanceOf(StoreSchemaError);
+    expect((e as Error).message).to.match(/bourse migrate/);
+  });
+
+  it('migrations - concurrent runs from several nodes apply each migration once', async () => {
+    const schema = uniqueSchema();
+    try {
+      const reports = await Promise.all([1, 2, 3].map(() => migrate(testPgUrl(), { schema })));
+      const applied = reports.flatMap((r) => r.applied);
+      expect(applied.length).to.equal(new Set(applied).size);
+      expect((await migrate(testPgUrl(), { schema })).applied).to.deep.equal([]);
+    } finally {
+      const c = new pg.Client({ connectionString: testPgUrl() });
+      await c.connect();
+      await c.query(`drop schema if exists ${schema} cascade`);
+      await c.end();
+    }
+  });
+
+  it('transient loss - appends and reads survive the server dropping the connections', async () => {
+    const app = `bourse-store-test-${process.pid}`;
+    const { store, cleanup } = await openTestStore('pg', { applicationName: app });
+    const admin = new pg.Client({ connectionString: testPgUrl() });
+    await admin.connect();
+    try {
+      await store.journal.append([{ persistenceId: 't/1', expectedSeq: 0, events: [1] }]);
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [app]);
+      await store.journal.append([{ persistenceId: 't/1', expectedSeq: 1, events: [2] }]);
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [app]);
+      expect(await store.journal.highestSeq('t/1')).to.equal(2);
+    } finally {
+      await admin.end();
+      await cleanup();
+    }
+  });
+});
+
+describe('store startup [pglite]', () => {
+  it('startup - a data directory that is a file is a config error', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-bad-'));
+    const file = path.join(dir, 'file');
+    writeFileSync(file, 'x');
+    try {
+      expect(await failure(openStore({ pglite: file }))).to.be.instanceOf(StoreConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+for (const dialect of testDialects()) {
+  describe(`store recovery [${dialect}]`, function () {
+    this.timeout(60_000);
+    let store: Store;
+    let cleanup: () => Promise<void>;
+    before(async () => {
+      ({ store, cleanup } = await openTestStore(dialect));
+    });
+    after(async () => cleanup?.());
+
+    it('unknown outcome - a connection lost during commit is resolved by reading back, never duplicated', async () => {
+      // A journal whose connection "breaks" once: after the append reached the server, or before.
+      for (const when of ['after', 'before'] as const) {
+        let armed = true;
+        const db = new Proxy(store.db, {
+          get(target, prop, recv) {
+            if (prop !== 'executeQuery') return Reflect.get(target, prop, recv);
+            return async (q: { sql: string }) => {
+              const isAppend = q.sql.includes('bourse_journal_append');
+              if (isAppend && armed && when === 'before') {
+                armed = false;
+                throw Object.assign(new Error('Connection terminated unexpectedly'), {});
+              }
+              const r = await target.executeQuery(q as never);
+              if (isAppend && armed && when === 'after') {
+                armed = false;
+                throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+              }
+              return r;
+            };
+          },
+        });
+        const j = new StoreJournal({ ...store.connection, db } as Connection, { retry: { budgetMs: 3000, baseDelayMs: 1, maxDelayMs: 10 } });
+        const id = `u/${when}`;
+        await j.append([{ persistenceId: id, expectedSeq: 0, events: ['a', 'b'] }]);
+        expect(armed, 'the failure was injected').to.equal(false);
+        const got: unknown[] = [];
+        for await (const p of store.journal.read(id, 1)) got.push(...p.events);
+        expect(got).to.deep.equal(['a', 'b']);
+      }
+    });
+
+    it('snapshots - snapshot plus journal tail equals full replay', async () => {
+      type S = { n: number; sum: number; h: number };
+      const step = (s: S, e: number): S => ({ n: s.n + 1, sum: s.sum + e, h: (Math.imul(s.h, 31) + e) | 0 });
+      const packr = new Packr();
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 12 }),
+          fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+          fc.boolean(),
+          async (batches, snapPicks, prune) => {
+            const id = `snap/${++run}`;
+            let seq = 0;
+            let live: S = { n: 0, sum: 0, h: 7 };
+            const total = batches.reduce((a, b) => a + b.length, 0);
+            const snapAt = new Set(snapPicks.map((p) => 1 + (p % total)));
+            for (const b of batches) {
+              await store.journal.append([{ persistenceId: id, expectedSeq: seq, events: b }]);
+              for (const e of b) {
+                live = step(live, e);
+                seq++;
+                if (snapAt.has(seq)) await store.journal.saveSnapshot({ persistenceId: id, seq, data: packr.pack(live) });
+              }
+            }
+            if (prune) {
+              await store.journal.keepSnapshots(id, 1);
+              await store.journal.deleteEventsTo(id, seq);
+            }
+            // Recovery: latest snapshot, then the tail.
+            const snap = await store.journal.loadSnapshot(id);
+            let rec: S = snap ? (packr.unpack(snap.data) as S) : { n: 0, sum: 0, h: 7 };
+            for await (const p of store.journal.read(id, (snap?.seq ?? 0) + 1)) for (const e of p.events as number[]) rec = step(rec, e);
+            expect(rec).to.deep.equal(live);
+            if (!prune) {
+              let full: S = { n: 0, sum: 0, h: 7 };
+              for await (const p of store.journal.read(id, 1)) for (const e of p.events as number[]) full = step(full, e);
+              expect(full).to.deep.equal(live);
+            }
+          },
+        ),
+        { numRuns: dialect === 'pg' ? 30 : 8 },
+      );
+    });
+  });
+}
