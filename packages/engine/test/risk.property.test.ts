@@ -5,6 +5,7 @@
  * rejects, amends) and delivers BookReports to both sides and the fee / P&L legs to `fees` / `clearing`.
  *
  * Failing runs print fast-check's seed and path; replay one with FC_SEED=<seed> FC_PATH=<path>.
+ * RISK_DEBUG=1 prints how often each event and reject code occurred across the random histories.
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
@@ -376,7 +377,9 @@ const TABLE: [string, LedgerKind, (w: World, n: string) => void, unknown, string
   ['deposit amount zero', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: 0 }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
   ['deposit amount NaN', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: NaN }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
   ['deposit amount string', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: '5' }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
-  ['deposit amount 2^60', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: 2 ** 60 }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
+  ['deposit amount 2^60', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: 2 ** 60 }, 'LEDGER_AMOUNT_OVERFLOW'],
+  ['deposit amount Infinity', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: Infinity }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
+  ['withdraw amount float', 'user', funded, { type: 'Withdraw', ts: 1, transferId: 't', asset: 'USD', amount: 0.5 }, 'LEDGER_AMOUNT_NOT_POSITIVE'],
   ['deposit amount above max', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: 2 ** 50 + 1 }, 'LEDGER_AMOUNT_OVERFLOW'],
   ['deposit balance above max', 'user', funded, { type: 'Deposit', ts: 1, transferId: 't', asset: 'USD', amount: 2 ** 50 }, 'LEDGER_AMOUNT_OVERFLOW'],
   ['deposit duplicate id', 'user', funded, { type: 'Deposit', ts: 1, transferId: 'f-USD', asset: 'USD', amount: 1 }, 'LEDGER_DUPLICATE_TRANSFER'],
@@ -394,9 +397,13 @@ const TABLE: [string, LedgerKind, (w: World, n: string) => void, unknown, string
   ['order on the fees ledger', 'fees', funded, place({}), 'LEDGER_INVALID_ACCOUNT'],
   ['order instrument missing', 'user', funded, place({ instrument: undefined }), 'ORDER_UNKNOWN_INSTRUMENT'],
   ['order instrument broken', 'user', funded, place({ instrument: { ...BTC_USD, tickSize: 0 } }), 'ORDER_UNKNOWN_INSTRUMENT'],
-  ['order clientOrderId', 'user', funded, place({ clientOrderId: 12 }), 'ORDER_INVALID_ID'],
+  ['order clientOrderId', 'user', funded, place({ clientOrderId: 12 }), 'ORDER_INVALID_CLIENT_ORDER_ID'],
+  ['order clientOrderId too long', 'user', funded, place({ clientOrderId: 'x'.repeat(65) }), 'ORDER_INVALID_CLIENT_ORDER_ID'],
+  ['market order resting', 'user', funded, place({ orderType: 'market', tif: 'GTC' }), 'ORDER_INVALID_TIF'],
+  ['market protection price off tick', 'user', funded, place({ orderType: 'market', tif: 'IOC', price: 101 }), 'ORDER_INVALID_PROTECTION'],
   ['order side', 'user', funded, place({ side: 'long' }), 'ORDER_INVALID_SIDE'],
   ['order type', 'user', funded, place({ orderType: 'iceberg' }), 'ORDER_INVALID_TYPE'],
+  ['order market price negative', 'user', funded, place({ orderType: 'market', tif: 'IOC', price: -5 }), 'ORDER_INVALID_PROTECTION'],
   ['order tif', 'user', funded, place({ tif: 'DAY' }), 'ORDER_INVALID_TIF'],
   ['order price zero', 'user', funded, place({ price: 0 }), 'ORDER_PRICE_NOT_POSITIVE'],
   ['order price string', 'user', funded, place({ price: '100' }), 'ORDER_PRICE_NOT_POSITIVE'],

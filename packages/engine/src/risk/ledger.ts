@@ -335,7 +335,7 @@ function transfer(s: LedgerState, c: Deposit | Withdraw, out: LedgerEvent[]): vo
   if (!isSafeNonNeg(c.ts)) return reject(out, c, ref, Reject.LEDGER_INVALID_TIMESTAMP);
   if (typeof c.transferId !== 'string' || !ID_RE.test(c.transferId)) return reject(out, c, ref, Reject.LEDGER_INVALID_TRANSFER_ID);
   if (typeof c.asset !== 'string' || !ASSET_RE.test(c.asset)) return reject(out, c, ref, Reject.LEDGER_UNKNOWN_ASSET);
-  if (!isSafePos(c.amount)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
+  if (!(Number.isInteger(c.amount) && c.amount > 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
   if (c.amount > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
   if (s.transfers.has(c.transferId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
   const b = balanceOf(s, c.asset);
@@ -357,7 +357,7 @@ function postEntry(s: LedgerState, c: PostEntry, out: LedgerEvent[]): void {
   if (typeof c.entryId !== 'string' || !ID_RE.test(c.entryId)) return reject(out, c, ref, Reject.LEDGER_INVALID_TRANSFER_ID);
   if (typeof c.asset !== 'string' || !ASSET_RE.test(c.asset)) return reject(out, c, ref, Reject.LEDGER_UNKNOWN_ASSET);
   // Fees are never negative; P&L legs on `clearing` have either sign but are never 0.
-  if (!Number.isSafeInteger(c.amount) || c.amount === 0 || (s.kind === 'fees' && c.amount < 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
+  if (!Number.isInteger(c.amount) || c.amount === 0 || (s.kind === 'fees' && c.amount < 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
   if (Math.abs(c.amount) > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
   if (s.transfers.has(c.entryId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
   const b = balanceAfter(s, c.asset, c.amount, 0);
@@ -476,13 +476,20 @@ function riskChecks(
 // ---- PlaceOrder
 
 function validateOrder(s: LedgerState, c: PlaceOrder, i: Instrument): RejectCode | 0 {
-  if (c.clientOrderId !== undefined && (typeof c.clientOrderId !== 'string' || !ID_RE.test(c.clientOrderId))) return Reject.ORDER_INVALID_ID;
+  // Field checks mirror the book's (packages/engine/src/book), so an order the ledger holds is one the book can take.
+  if (c.clientOrderId !== undefined && (typeof c.clientOrderId !== 'string' || !ID_RE.test(c.clientOrderId))) return Reject.ORDER_INVALID_CLIENT_ORDER_ID;
   if (!SIDES.has(c.side)) return Reject.ORDER_INVALID_SIDE;
   if (!ORDER_TYPES.has(c.orderType)) return Reject.ORDER_INVALID_TYPE;
   if (!TIFS.has(c.tif)) return Reject.ORDER_INVALID_TIF;
-  const priced = c.orderType === 'limit' || c.orderType === 'stopLimit';
-  if (!isSafeNonNeg(c.price) || (priced && c.price === 0)) return Reject.ORDER_PRICE_NOT_POSITIVE;
-  if (c.price % i.tickSize !== 0) return Reject.ORDER_PRICE_NOT_TICK_MULTIPLE;
+  const marketLike = c.orderType === 'market' || c.orderType === 'stop';
+  if (marketLike && c.tif !== 'IOC' && c.tif !== 'FOK') return Reject.ORDER_INVALID_TIF;
+  if (marketLike) {
+    // For market and stop orders `price` is the protection price (0 = none), which is also the hold's price cap.
+    if (!isSafeNonNeg(c.price) || c.price % i.tickSize !== 0) return Reject.ORDER_INVALID_PROTECTION;
+  } else {
+    if (!isSafePos(c.price)) return Reject.ORDER_PRICE_NOT_POSITIVE;
+    if (c.price % i.tickSize !== 0) return Reject.ORDER_PRICE_NOT_TICK_MULTIPLE;
+  }
   if (!isSafePos(c.qty)) return Reject.ORDER_QTY_NOT_POSITIVE;
   if (c.qty % i.lotSize !== 0) return Reject.ORDER_QTY_NOT_LOT_MULTIPLE;
   if (c.qty < i.minQty) return Reject.ORDER_QTY_BELOW_MIN;
@@ -493,7 +500,7 @@ function validateOrder(s: LedgerState, c: PlaceOrder, i: Instrument): RejectCode
   if (c.tif === 'GTD' ? !(isSafePos(c.expireAt) && c.expireAt > c.ts) : !(c.expireAt === undefined || c.expireAt === 0)) return Reject.ORDER_GTD_EXPIRY_INVALID;
   if (c.postOnly !== undefined && typeof c.postOnly !== 'boolean') return Reject.ORDER_INVALID_FLAG;
   if (c.reduceOnly !== undefined && typeof c.reduceOnly !== 'boolean') return Reject.ORDER_INVALID_FLAG;
-  if (c.postOnly && (c.orderType !== 'limit' || c.tif === 'IOC' || c.tif === 'FOK')) return Reject.ORDER_POST_ONLY_INVALID;
+  if (c.postOnly && (c.orderType !== 'limit' || (c.tif !== 'GTC' && c.tif !== 'GTD'))) return Reject.ORDER_POST_ONLY_INVALID;
   if (c.reduceOnly && i.mode !== 'margin') return Reject.ORDER_REDUCE_ONLY_NOT_MARGIN;
   if (c.stp !== undefined && !STPS.has(c.stp)) return Reject.ORDER_INVALID_STP;
   if (c.leverage !== undefined && !(isSafePos(c.leverage) && c.leverage <= i.maxLeverage)) return Reject.RISK_INVALID_LEVERAGE;
