@@ -74,6 +74,31 @@ async function runtimeRun(persistent: boolean, messages: number): Promise<{ perS
   return { perSec: (messages / ms) * 1000, appends };
 }
 
+/** Request/reply: `ask` with up to `window` outstanding, replies released after the (in-memory) commit. */
+async function askRun(persistent: boolean, asks: number, window: number): Promise<number> {
+  const node = new ActorNode({
+    nodeId: 'bench-ask',
+    journal: new MemoryJournal(),
+    kinds: [{ kind: 'counter', machine: counter, persistent, reply: (s: Counter) => s.n }],
+    snapshotEventsEvery: 0,
+  });
+  const addrs = Array.from({ length: ENTITIES }, (_, i) => `counter/c${i}`);
+  await Promise.all(addrs.map((a) => node.ask(a, { by: 0 }, 10_000)));
+  const cmd: Add = { by: 1 };
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < asks) {
+      const i = next++;
+      await node.ask(addrs[i % ENTITIES]!, cmd, 10_000);
+    }
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+  const ms = performance.now() - t0;
+  await node.stop();
+  return (asks / ms) * 1000;
+}
+
 /** The peer: plain nact, one nact message per command. */
 async function bareNactRun(messages: number): Promise<number> {
   const system = start();
@@ -107,7 +132,8 @@ console.log(
     `${MESSAGES} tell()s round-robin in chunks of ${CHUNK} with an event-loop turn between chunks; timed from first send ` +
     `until every command is applied; 1 warm-up pass (activation) then median of ${ROUNDS} rounds. ` +
     `Peer: bare nact, one dispatch per command, ${MESSAGES / 4} messages. ` +
-    `Persisted: same workload through the group commit into MemoryJournal (window 500 us, 5000 events), ${PERSISTED_MESSAGES} messages.`,
+    `Persisted: same workload through the group commit into MemoryJournal (window 500 us, 5000 events), ${PERSISTED_MESSAGES} messages. ` +
+    `Asks: ${PERSISTED_MESSAGES} ask()s (half that when persisted) from 1000 concurrent callers, each awaiting its reply; no warm-up beyond activation.`,
 );
 const inProc: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
@@ -117,6 +143,10 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const nact = await bareNactRun(MESSAGES / 4);
 console.log(`  bare nact (one message per command): ${Math.round(nact).toLocaleString('en-US')} msgs/s`);
+const asksMem = await askRun(false, PERSISTED_MESSAGES, 1000);
+console.log(`  ask (not persisted, 1000 outstanding): ${Math.round(asksMem).toLocaleString('en-US')} asks/s`);
+const asksPersisted = await askRun(true, PERSISTED_MESSAGES / 2, 1000);
+console.log(`  ask (persisted via group commit, 1000 outstanding): ${Math.round(asksPersisted).toLocaleString('en-US')} asks/s`);
 const persisted = await runtimeRun(true, PERSISTED_MESSAGES);
 console.log(`  persisted via group commit (MemoryJournal): ${Math.round(persisted.perSec).toLocaleString('en-US')} cmds/s in ${persisted.appends} appends`);
 console.log(
@@ -124,6 +154,8 @@ console.log(
     inProcessMsgsPerSec: Math.round(median(inProc)),
     bareNactMsgsPerSec: Math.round(nact),
     memoryJournalPersistedCmdsPerSec: Math.round(persisted.perSec),
+    inProcessAsksPerSec: Math.round(asksMem),
+    memoryJournalAsksPerSec: Math.round(asksPersisted),
     entities: ENTITIES,
     messages: MESSAGES,
   }),

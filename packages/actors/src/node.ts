@@ -498,7 +498,10 @@ export class ActorNode {
         this.enqueue(cell, new Envelope(In.Reliable, m.msg, sink, m.from, m.seq));
       });
     }
-    return this.ask(to, m.cmd, 2 ** 31 - 1).then(
+    // No timer here: the requester's transport times the request out.
+    const cell = this.localCell(to);
+    if (cell === undefined) return Promise.reject(new UnreachableError(to));
+    return new Promise<unknown>((resolve, reject) => this.enqueue(cell, new Envelope(In.Command, m.cmd, { ok: resolve, fail: reject }))).then(
       (v): WireReply => ({ ok: true, v }),
       (e: unknown): WireReply => ({ ok: false, e: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
     );
@@ -729,7 +732,7 @@ export class ActorNode {
 
   /** Reply now if everything the entity has decided is committed; otherwise after the commit. */
   private hold(cell: Cell, sink: ReplySink, value: unknown): void {
-    if (cell.seq === cell.committedSeq && cell.held.length === 0) sink.ok(value);
+    if ((cell.seq === cell.committedSeq && cell.held.length === 0) || !cell.kind.persistent) sink.ok(value);
     else cell.held.push({ w: cell.seq, sink, value });
   }
 
