@@ -21,8 +21,11 @@ export interface GroupCommitOptions {
   windowUs?: number;
   /** Write as soon as this many events are buffered. Default 2000. */
   batchEventsMax?: number;
-  /** Fence tokens for the writes of a batch (the shard lease layer plugs in here). */
-  fences?(persistenceIds: readonly string[]): readonly FenceToken[] | undefined;
+  /**
+   * The fence token a write of this id carries (its shard's lease revision), or undefined. The shard
+   * lease layer plugs in here; a batch sends each scope once, with the highest token asked for it.
+   */
+  fenceOf?(persistenceId: string): FenceToken | undefined;
 }
 
 interface Entry {
@@ -38,9 +41,9 @@ interface Entry {
  * participant. One append is in flight at a time; what arrives meanwhile forms the next batch, which
  * is written as soon as the previous one settles.
  *
- * A conflict fails only the stale writers (the journal names them): nothing was stored, so the other
- * writes of the batch are appended again without them. Any other failure fails every writer of the
- * batch.
+ * A conflict or a fence failure fails only the stale writers (the conflicting ids, or the ids whose
+ * fence scope was rejected): nothing was stored, so the other writes of the batch are appended again
+ * without them. Any other failure fails every writer of the batch.
  */
 export class GroupCommitter {
   private buffer = new Map<CommitParticipant, Entry>();
@@ -51,7 +54,7 @@ export class GroupCommitter {
   private readonly batchEventsMax: number;
   private idleWaiters: (() => void)[] = [];
   /** Appends issued, events committed, batches failed. */
-  readonly stats = { appends: 0, eventsCommitted: 0, failures: 0, conflicts: 0 };
+  readonly stats = { appends: 0, eventsCommitted: 0, failures: 0, conflicts: 0, fenced: 0 };
 
   constructor(
     private readonly journal: Journal,
@@ -129,21 +132,38 @@ export class GroupCommitter {
       const live = entries.filter((e) => e.epoch === e.p.epoch);
       if (live.length === 0) return;
       const writes: JournalWrite[] = live.map((e) => ({ persistenceId: e.p.persistenceId, expectedSeq: e.expectedSeq, events: e.events }));
-      const fences = this.options.fences?.(writes.map((w) => w.persistenceId));
+      const scopeOf = new Map<string, string>();
+      let fences: FenceToken[] | undefined;
+      if (this.options.fenceOf) {
+        const byScope = new Map<string, number>();
+        for (const w of writes) {
+          const f = this.options.fenceOf(w.persistenceId);
+          if (f === undefined) continue;
+          scopeOf.set(w.persistenceId, f.scope);
+          byScope.set(f.scope, Math.max(f.token, byScope.get(f.scope) ?? 0));
+        }
+        fences = [...byScope].map(([scope, token]) => ({ scope, token }));
+      }
       this.stats.appends++;
       try {
         await this.journal.append(writes, fences && fences.length > 0 ? { fences } : undefined);
       } catch (err) {
+        // Only the writers the error names are stale; nothing was stored, so the rest go again.
+        let stale: Set<string> | undefined;
         if (err instanceof JournalConflictError) {
           this.stats.conflicts++;
-          const stale = new Set(err.conflicts.map((c) => c.persistenceId));
+          stale = new Set(err.conflicts.map((c) => c.persistenceId));
+        } else if (err instanceof JournalFencedError) {
+          this.stats.fenced++;
+          stale = new Set(live.filter((e) => scopeOf.get(e.p.persistenceId) === err.scope).map((e) => e.p.persistenceId));
+        }
+        if (stale !== undefined && stale.size > 0) {
           for (const e of live) if (stale.has(e.p.persistenceId)) e.p.failed(e.epoch, err, true);
           entries = live.filter((e) => !stale.has(e.p.persistenceId));
-          if (entries.length < live.length) continue;
+          continue;
         }
         this.stats.failures++;
-        const stale = err instanceof JournalFencedError;
-        for (const e of live) e.p.failed(e.epoch, err, stale);
+        for (const e of live) e.p.failed(e.epoch, err, err instanceof JournalFencedError);
         return;
       }
       for (const e of live) {

@@ -213,6 +213,25 @@ describe('actors - runtime', () => {
     expect(await b.ask('account/x', balance, 1000)).to.equal(5);
   });
 
+  it('actors - a deposed owner (lower fence token) is stopped, writers of other shards still commit', async () => {
+    const journal = new MemoryJournal();
+    const shard = (id: string): string => (id.endsWith('1') ? 's1' : 's2');
+    const tokens = new Map([
+      ['s1', 3],
+      ['s2', 3],
+    ]);
+    const node = makeNode({ journal, groupCommit: { fenceOf: (id) => ({ scope: shard(id), token: tokens.get(shard(id))! }) } });
+    await Promise.all([node.ask('account/x1', deposit('d0', 1), 1000), node.ask('account/x2', deposit('d0', 1), 1000)]);
+    // A new owner of shard s1 raised its fence to 4 before recovering.
+    await journal.append([], { fences: [{ scope: 's1', token: 4 }] });
+    const [r1, r2] = await Promise.allSettled([node.ask('account/x1', deposit('d1', 5), 1000), node.ask('account/x2', deposit('d1', 5), 1000)]);
+    expect((r1 as PromiseRejectedResult).reason).to.be.instanceOf(StaleWriterError);
+    expect((r2 as PromiseFulfilledResult<unknown>).value).to.equal('ok');
+    expect(node.inspect('account/x1')).to.equal(undefined);
+    expect(journal.eventsOf('account/x1')).to.have.length(1);
+    expect(journal.eventsOf('account/x2')).to.have.length(2);
+  });
+
   it('actors - a crash in the state machine answers that command, keeps the rest, and recovers', async () => {
     const journal = new MemoryJournal();
     const node = makeNode({ journal });
