@@ -18,38 +18,40 @@ export const WHERE_BOOK = 1;
 export const WHERE_ARMED = 2;
 
 export class Order {
-  id: number;
-  account: string;
-  clientOrderId: string | undefined;
-  side: Side;
-  isBuy: boolean;
-  orderType: OrderType;
+  id = 0;
+  account = '';
+  clientOrderId: string | undefined = undefined;
+  side: Side = 'buy';
+  isBuy = true;
+  orderType: OrderType = 'limit';
   /** True for `market`, and for a `stop` (whose trigger makes it a market order). */
-  isMarket: boolean;
-  tif: TimeInForce;
+  isMarket = false;
+  tif: TimeInForce = 'GTC';
   /** Limit price; for market/stop the protection price or 0. */
-  price: number;
+  price = 0;
   /** Open (leaves) quantity. */
-  qty: number;
-  stopPrice: number;
-  expireAt: number;
-  postOnly: boolean;
-  reduceOnly: boolean;
-  stp: SelfTradePrevention;
+  qty = 0;
+  stopPrice = 0;
+  expireAt = 0;
+  postOnly = false;
+  reduceOnly = false;
+  stp: SelfTradePrevention = 'cancelTaker';
   /** Time-priority sequence: set on acceptance, on re-entry after an amend, and when a stop fires. */
-  seq: number;
-  where: number;
+  seq = 0;
+  where = WHERE_INCOMING;
   // level FIFO
   prev: Order | null = null;
   next: Order | null = null;
   level: Level | null = null;
   // per-account list
+  acc: AccountOrders | null = null;
   accPrev: Order | null = null;
   accNext: Order | null = null;
   // GTD heap position, -1 when not in the heap
   heapIdx = -1;
 
-  constructor(
+  /** (Re)initialises every field: a pooled order is reused through this. */
+  init(
     id: number,
     account: string,
     clientOrderId: string | undefined,
@@ -64,7 +66,7 @@ export class Order {
     reduceOnly: boolean,
     stp: SelfTradePrevention,
     seq: number,
-  ) {
+  ): this {
     this.id = id;
     this.account = account;
     this.clientOrderId = clientOrderId;
@@ -82,6 +84,14 @@ export class Order {
     this.stp = stp;
     this.seq = seq;
     this.where = WHERE_INCOMING;
+    this.prev = null;
+    this.next = null;
+    this.level = null;
+    this.acc = null;
+    this.accPrev = null;
+    this.accNext = null;
+    this.heapIdx = -1;
+    return this;
   }
 }
 

@@ -128,6 +128,11 @@ function isTif(x: unknown): x is TimeInForce {
 function isStp(x: unknown): x is SelfTradePrevention {
   return x === 'cancelTaker' || x === 'cancelMaker' || x === 'cancelBoth' || x === 'decrementBoth';
 }
+function isCommandType(x: unknown): x is BookCommandType {
+  return (
+    x === 'NewOrder' || x === 'CancelOrder' || x === 'AmendOrder' || x === 'MassCancel' || x === 'SetTradingStatus' || x === 'SetReferencePrice' || x === 'BookTick'
+  );
+}
 function isStatus(x: unknown): x is TradingStatus {
   return x === 'open' || x === 'halted' || x === 'closed';
 }
@@ -168,6 +173,8 @@ export class OrderBook {
   /** Replay only: the incoming order between its first event and its last. */
   private pending: Order | null = null;
   private readonly levelPool: Level[] = [];
+  /** Orders that left the book for good, reused by `step` so that resting orders are not garbage. */
+  private readonly orderPool: Order[] = [];
 
   // instrument, flattened for the hot path
   private readonly tick: number;
@@ -271,45 +278,41 @@ export class OrderBook {
       return;
     }
     const ts = cmd.ts;
-    const type = (cmd as { type: unknown }).type;
-    const known =
-      type === 'NewOrder' ||
-      type === 'CancelOrder' ||
-      type === 'AmendOrder' ||
-      type === 'MassCancel' ||
-      type === 'SetTradingStatus' ||
-      type === 'SetReferencePrice' ||
-      type === 'BookTick';
-    if (!known) {
-      this.reject(cmd, 'unknown', typeof ts === 'number' && Number.isSafeInteger(ts) && ts >= 0 ? ts : 0, Reject.PROTO_UNKNOWN_MESSAGE, out);
-      return;
-    }
     if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
-      this.reject(cmd, cmd.type, 0, Reject.ORDER_INVALID_TIMESTAMP, out);
+      const type = (cmd as { type: unknown }).type;
+      this.reject(cmd, isCommandType(type) ? type : 'unknown', 0, isCommandType(type) ? Reject.ORDER_INVALID_TIMESTAMP : Reject.PROTO_UNKNOWN_MESSAGE, out);
       return;
     }
-    if (this.expiries.items.length !== 0) this.expire(ts, out);
     switch (cmd.type) {
       case 'NewOrder':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.newOrder(cmd, ts, out);
         return;
       case 'CancelOrder':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.cancelOrder(cmd, ts, out);
         return;
       case 'AmendOrder':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.amendOrder(cmd, ts, out);
         return;
       case 'MassCancel':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.massCancel(cmd, ts, out);
         return;
       case 'SetTradingStatus':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.setStatus(cmd, ts, out);
         return;
       case 'SetReferencePrice':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         this.setReference(cmd, ts, out);
         return;
       case 'BookTick':
+        if (this.expiries.items.length !== 0) this.expire(ts, out);
         return;
+      default:
+        this.reject(cmd, 'unknown', ts, Reject.PROTO_UNKNOWN_MESSAGE, out);
     }
   }
 
@@ -364,7 +367,7 @@ export class OrderBook {
       this.reject(c, 'NewOrder', ts, Reject.BOOK_POST_ONLY_WOULD_TAKE, out);
       return;
     }
-    const t = new Order(
+    const t = this.allocOrder().init(
       c.orderId,
       c.account,
       c.clientOrderId,
@@ -496,7 +499,10 @@ export class OrderBook {
       return;
     }
     const r = this.sweep(t, ts, out, opp, limitKey, protKey, maxLevels);
-    if (t.qty === 0) return;
+    if (t.qty === 0) {
+      this.freeOrder(t);
+      return;
+    }
     if (t.isMarket) this.cancelIncoming(t, ts, r === SWEEP_PROTECTION ? 'marketProtection' : 'ioc', out);
     else if (t.tif === 'IOC' || t.tif === 'FOK') this.cancelIncoming(t, ts, 'ioc', out);
     else {
@@ -508,6 +514,7 @@ export class OrderBook {
   private cancelIncoming(t: Order, ts: number, reason: CancelReason, out: BookEvent[]): void {
     out.push({ type: 'OrderCancelled', ts, orderId: t.id, account: t.account, side: t.side, price: t.price, qty: t.qty, reason, rested: false });
     t.qty = 0;
+    this.freeOrder(t);
   }
 
   /** Whether a FOK order would fill completely; see the module doc for self-trades. */
@@ -577,6 +584,7 @@ export class OrderBook {
           if (m.qty === 0) {
             this.unlink(lvl, m);
             this.removeLive(m);
+            this.freeOrder(m);
           }
           this.lastPrice = price;
           if (t.qty === 0) break;
@@ -756,6 +764,7 @@ export class OrderBook {
     if (o.where === WHERE_BOOK) this.unrest(o);
     else this.disarm(o);
     this.removeLive(o);
+    this.freeOrder(o);
   }
 
   /** Cancels a maker met during a sweep (its level is the one being swept, which the sweep pops). */
@@ -763,9 +772,20 @@ export class OrderBook {
     out.push({ type: 'OrderCancelled', ts, orderId: m.id, account: m.account, side: m.side, price: m.price, qty: m.qty, reason, rested: true });
     this.unlink(m.level!, m);
     this.removeLive(m);
+    this.freeOrder(m);
   }
 
   // ================================================================ structure
+
+  private allocOrder(): Order {
+    const o = this.orderPool.pop();
+    return o === undefined ? new Order() : o;
+  }
+
+  /** `o` is gone (filled or cancelled) and nothing refers to it any more. */
+  private freeOrder(o: Order): void {
+    if (this.orderPool.length < 65_536) this.orderPool.push(o);
+  }
 
   private newLevel(price: number, key: number): Level {
     const l = this.levelPool.pop() ?? new Level();
@@ -873,6 +893,7 @@ export class OrderBook {
       rec = new AccountOrders();
       this.accounts.set(o.account, rec);
     }
+    o.acc = rec;
     o.accPrev = rec.tail;
     o.accNext = null;
     if (rec.tail === null) rec.head = o;
@@ -884,7 +905,8 @@ export class OrderBook {
 
   private removeLive(o: Order): void {
     this.orders.delete(o.id);
-    const rec = this.accounts.get(o.account)!;
+    const rec = o.acc!;
+    o.acc = null;
     const p = o.accPrev;
     const n = o.accNext;
     if (p === null) rec.head = n;
@@ -902,7 +924,7 @@ export class OrderBook {
   apply(e: BookEvent): void {
     switch (e.type) {
       case 'OrderAccepted': {
-        this.pending = new Order(
+        this.pending = new Order().init(
           e.orderId,
           e.account,
           e.clientOrderId,
@@ -1048,7 +1070,7 @@ function row(o: Order): OrderRow {
 }
 
 function fromRow(r: OrderRow): Order {
-  return new Order(r[0], r[1], r[2] ?? undefined, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]);
+  return new Order().init(r[0], r[1], r[2] ?? undefined, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]);
 }
 
 function view(o: Order): OrderView {
