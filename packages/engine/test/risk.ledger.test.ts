@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { Fill, Instrument, LedgerCommand, LedgerEvent, PlaceOrder, BookReport, FillSettled } from '@bourse/schemas';
 import { Reject, defineInstrument, feeOf } from '@bourse/schemas';
+import * as schemas from '@bourse/schemas';
 import { ledgerMachine, holdFor } from '../src/risk/ledger.js';
 import type { LedgerState } from '../src/risk/ledger.js';
 
@@ -318,5 +319,15 @@ describe('risk - margin positions', () => {
     expect(a.run({ type: 'SetMarkPrice', ts: 6, instrument: ETH_PERP, price: 90 }).map((e) => e.type)).to.deep.equal(['MarkPriceSet']);
     a.run({ type: 'BookReport', ts: 7, instrument: ETH_PERP, event: { type: 'OrderCancelled', ts: 7, orderId: (liq as { orderId: number }).orderId, account: 'a', side: 'sell', price: 0, qty: 10, reason: 'noLiquidity', rested: false } });
     expect(a.run({ type: 'SetMarkPrice', ts: 8, instrument: ETH_PERP, price: 89 }).map((e) => e.type)).to.deep.equal(['MarkPriceSet', 'LiquidationOrder']);
+  });
+});
+
+describe('risk - ledger wire codes', () => {
+  it('are 301+ and unique against every other command and event code table in schemas', () => {
+    const tables = Object.entries(schemas).filter(([name, v]) => /(Command|Event)Code$/.test(name) && typeof v === 'object' && v !== null);
+    expect(tables.map(([n]) => n)).to.include.members(['LedgerEventCode', 'LedgerCommandCode', 'BookEventCode']);
+    const all = tables.flatMap(([, v]) => Object.values(v as Record<string, number>));
+    expect(new Set(all).size).to.equal(all.length);
+    for (const code of Object.values(schemas.LedgerEventCode)) expect(code).to.be.within(301, 399);
   });
 });
