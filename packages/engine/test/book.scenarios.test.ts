@@ -3,6 +3,8 @@
  * that command produced, in the short form of `brief`.
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
+import { Order, OrderIndex } from '../src/book/levels.js';
 import type { BookCommand, Instrument } from '@bourse/schemas';
 import { Reject, defineInstrument } from '@bourse/schemas';
 import { OrderBook } from '../src/book/index.js';
@@ -221,5 +223,33 @@ describe('book - queries', () => {
     expect(b.order(2)?.qty).to.equal(3);
     expect(b.order(42)).to.equal(undefined);
     expect(b.openOrders('a').map((o) => o.orderId)).to.deep.equal([1, 3, 4]);
+  });
+});
+
+describe('book - order index', () => {
+  it('book - the open-addressing id index behaves like a Map under random set/delete (ids up to 2^53)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 4096 }).map((x) => x * 2 ** 32 + 7))), { maxLength: 3000 }),
+        (ops) => {
+          const idx = new OrderIndex(4);
+          const map = new Map<number, Order>();
+          for (const [add, id] of ops) {
+            if (add) {
+              const o = new Order().init(id, 'a', undefined, 'buy', 'limit', 'GTC', 1, 1, 0, 0, false, false, 'cancelTaker', 0);
+              idx.set(id, o);
+              map.set(id, o);
+            } else {
+              idx.delete(id);
+              map.delete(id);
+            }
+            expect(idx.size).to.equal(map.size);
+          }
+          for (const [, id] of ops) expect(idx.get(id)).to.equal(map.get(id));
+          expect(idx.values().length).to.equal(map.size);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

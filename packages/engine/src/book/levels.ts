@@ -200,3 +200,115 @@ export class ExpiryHeap {
     o.heapIdx = i;
   }
 }
+
+/**
+ * Live orders by id: open addressing with linear probing and backward-shift deletion, load <= 1/2.
+ * Ids are positive safe integers (up to 2^53), hashed from both 32-bit halves. Faster than a Map on
+ * the hot path (no entry objects, no tombstones).
+ */
+export class OrderIndex {
+  private keys: Float64Array;
+  private vals: (Order | null)[];
+  private mask: number;
+  private count = 0;
+
+  constructor(capacity = 1024) {
+    this.keys = new Float64Array(capacity);
+    this.vals = new Array<Order | null>(capacity).fill(null);
+    this.mask = capacity - 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  private slot(id: number): number {
+    const hi = (id / 4294967296) | 0;
+    let h = Math.imul((id | 0) ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+    h ^= h >>> 15;
+    return h & this.mask;
+  }
+
+  get(id: number): Order | undefined {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    for (let i = this.slot(id); ; i = (i + 1) & mask) {
+      const v = vals[i]!;
+      if (v === null) return undefined;
+      if (keys[i] === id) return v;
+    }
+  }
+
+  has(id: number): boolean {
+    return this.get(id) !== undefined;
+  }
+
+  /** Inserts or replaces. */
+  set(id: number, o: Order): void {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    for (let i = this.slot(id); ; i = (i + 1) & mask) {
+      const v = vals[i]!;
+      if (v === null) {
+        keys[i] = id;
+        vals[i] = o;
+        if (++this.count * 2 > mask + 1) this.grow();
+        return;
+      }
+      if (keys[i] === id) {
+        vals[i] = o;
+        return;
+      }
+    }
+  }
+
+  delete(id: number): void {
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    let i = this.slot(id);
+    for (; ; i = (i + 1) & mask) {
+      const v = vals[i]!;
+      if (v === null) return;
+      if (keys[i] === id) break;
+    }
+    this.count--;
+    // backward shift: move later members of the probe run into the hole when their home allows it
+    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
+      const v = vals[j]!;
+      if (v === null) break;
+      const home = this.slot(keys[j]!);
+      // j's entry may move to i if its home is not in the cyclic range (i, j]
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        keys[i] = keys[j]!;
+        vals[i] = v;
+        i = j;
+      }
+    }
+    vals[i] = null;
+    keys[i] = 0;
+  }
+
+  /** Every live order, in no particular order (callers sort). */
+  values(): Order[] {
+    const out: Order[] = [];
+    for (const v of this.vals) if (v !== null) out.push(v);
+    return out;
+  }
+
+  private grow(): void {
+    const oldKeys = this.keys;
+    const oldVals = this.vals;
+    const cap = (this.mask + 1) * 2;
+    this.keys = new Float64Array(cap);
+    this.vals = new Array<Order | null>(cap).fill(null);
+    this.mask = cap - 1;
+    this.count = 0;
+    for (let i = 0; i < oldVals.length; i++) {
+      const v = oldVals[i]!;
+      if (v !== null) this.set(oldKeys[i]!, v);
+    }
+  }
+}

@@ -35,7 +35,7 @@ import type {
   TradingStatus,
 } from '@bourse/schemas';
 import { BPS, Reject, feeOf } from '@bourse/schemas';
-import { AccountOrders, ExpiryHeap, Level, Order, WHERE_ARMED, WHERE_BOOK, WHERE_INCOMING, searchLevel } from './levels.js';
+import { AccountOrders, ExpiryHeap, Level, Order, OrderIndex, WHERE_ARMED, WHERE_BOOK, WHERE_INCOMING, searchLevel } from './levels.js';
 
 /** Limits of one book. */
 export interface BookLimits {
@@ -166,7 +166,7 @@ export class OrderBook {
   /** Armed stops per side, the next to fire last. */
   readonly buyStops: Order[] = [];
   readonly sellStops: Order[] = [];
-  readonly orders = new Map<number, Order>();
+  readonly orders = new OrderIndex();
   readonly accounts = new Map<string, AccountOrders>();
   readonly expiries = new ExpiryHeap();
 
@@ -741,7 +741,7 @@ export class OrderBook {
     out.push({ type: 'TradingStatusChanged', ts, status });
     this.status = status;
     if (status !== 'closed') return;
-    const all = [...this.orders.values()].sort(bySeq);
+    const all = this.orders.values().sort(bySeq);
     for (const o of all) this.cancelLive(o, ts, 'closed', out);
   }
 
