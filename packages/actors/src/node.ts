@@ -190,6 +190,8 @@ class Cell implements CommitParticipant {
   restartTimer: TimerHandle | undefined;
   resendTimer: TimerHandle | undefined;
   restartWhenSettled = false;
+  /** Called once everything this cell decided is committed or failed (used by `release`). */
+  settleWaiters: (() => void)[] = [];
 
   constructor(
     readonly node: ActorNode,
@@ -443,6 +445,48 @@ export class ActorNode {
     return true;
   }
 
+  /**
+   * Stop hosting the entities whose address matches (the old owner's half of a shard handoff; call
+   * it once `serves` says no for them). Each stops taking commands at once; what it already decided
+   * is committed (replies released as usual); commands still queued are forwarded over the transport
+   * to whoever serves the address now. Resolves, with how many were released, when all of them have
+   * stopped, so the new owner can start them.
+   */
+  async release(match: (address: Address) => boolean, forwardTimeoutMs = 30_000): Promise<number> {
+    const cells = [...this.cells.values()].filter((c) => match(c.address));
+    const waits: Promise<void>[] = [];
+    for (const cell of cells) {
+      this.cells.delete(cell.address);
+      this.retire(cell);
+      cell.status = Status.Gone;
+      const queued = cell.inbox;
+      cell.inbox = [];
+      for (const m of queued) this.forward(cell.address, m, forwardTimeoutMs);
+      if (cell.seq !== cell.committedSeq) waits.push(new Promise((r) => cell.settleWaiters.push(r)));
+    }
+    await Promise.all(waits);
+    return cells.length;
+  }
+
+  /** Re-send a queued mailbox entry to the current owner of `to`. */
+  private forward(to: Address, m: unknown, timeoutMs: number): void {
+    if (!(m instanceof Envelope)) return this.transport.deliver(to, { t: 'tell', cmd: m } satisfies WireTell);
+    if (m.k !== In.Command) return; // reliable messages and acks are resent by their senders
+    const sink = m.reply!;
+    this.transport.request(to, { t: 'ask', cmd: m.cmd } satisfies WireAsk, timeoutMs).then((r) => {
+      const reply = r as WireReply;
+      if (reply.ok) sink.ok(reply.v);
+      else sink.fail(new RemoteActorError(reply.e.name, reply.e.message));
+    }, sink.fail);
+  }
+
+  private settled(cell: Cell): void {
+    if (cell.settleWaiters.length === 0) return;
+    const w = cell.settleWaiters;
+    cell.settleWaiters = [];
+    for (const f of w) f();
+  }
+
   /** Passivate every idle entity now (as the sweep would, ignoring idle time). */
   passivateAll(): number {
     let n = 0;
@@ -474,6 +518,7 @@ export class ActorNode {
       c.held = [];
       for (const m of c.inbox) if (m instanceof Envelope) m.reply?.fail(err);
       c.inbox = [];
+      this.settled(c);
     }
     this.cells.clear();
     stop(this.system);
@@ -780,6 +825,7 @@ export class ActorNode {
         this.emit({ type: 'snapshot-failed', address: cell.address, error: err }),
       );
     }
+    if (cell.seq === cell.committedSeq) this.settled(cell);
     if (cell.restartWhenSettled && cell.seq === cell.committedSeq) {
       cell.restartWhenSettled = false;
       this.restart(cell);
@@ -798,6 +844,7 @@ export class ActorNode {
     cell.seq = cell.committedSeq;
     cell.restartWhenSettled = false;
     this.retire(cell);
+    this.settled(cell);
     if (stale) {
       this.stats.staleWriters++;
       this.emit({ type: 'stale-writer', address: cell.address, error });
