@@ -22,6 +22,12 @@ export interface GroupCommitOptions {
   /** Write as soon as this many events are buffered. Default 2000. */
   batchEventsMax?: number;
   /**
+   * While an append is in flight, at most this many events wait for the next one; beyond it the node
+   * stops draining mailboxes of persistent entities until the buffer is written (backpressure).
+   * Default 8 × batchEventsMax.
+   */
+  bufferedEventsMax?: number;
+  /**
    * The fence token a write of this id carries (its shard's lease revision), or undefined. The shard
    * lease layer plugs in here; a batch sends each scope once, with the highest token asked for it.
    */
@@ -52,7 +58,10 @@ export class GroupCommitter {
   private timer: TimerHandle | undefined;
   private readonly windowMs: number;
   private readonly batchEventsMax: number;
+  private readonly bufferedEventsMax: number;
   private idleWaiters: (() => void)[] = [];
+  /** Called after each append settles, so a node can resume drains paused by backpressure. */
+  onRoom: (() => void) | undefined;
   /** Appends issued, events committed, batches failed. */
   readonly stats = { appends: 0, eventsCommitted: 0, failures: 0, conflicts: 0, fenced: 0 };
 
@@ -63,6 +72,12 @@ export class GroupCommitter {
   ) {
     this.windowMs = (options.windowUs ?? 500) / 1000;
     this.batchEventsMax = options.batchEventsMax ?? 2000;
+    this.bufferedEventsMax = options.bufferedEventsMax ?? 8 * this.batchEventsMax;
+  }
+
+  /** Whether the buffer is full: callers should stop producing events until `onRoom`. */
+  full(): boolean {
+    return this.bufferedEvents >= this.bufferedEventsMax;
   }
 
   /** Buffer events of `p` whose first event gets `expectedSeq + 1`. */
@@ -116,6 +131,7 @@ export class GroupCommitter {
       this.inFlight = false;
       if (this.buffer.size > 0) this.flush();
       else this.settled();
+      this.onRoom?.();
     });
   }
 

@@ -262,6 +262,8 @@ export class ActorNode {
   private stopped = false;
   private readonly step: unknown[] = [];
   private entityCounter = 0;
+  /** Entities whose drain waits for room in the group commit. */
+  private paused = new Set<Cell>();
   /** Counters for tests and metrics. */
   readonly stats = {
     commands: 0,
@@ -274,6 +276,7 @@ export class ActorNode {
     duplicatesDropped: 0,
     reliableSent: 0,
     mailboxFull: 0,
+    backpressurePauses: 0,
   };
 
   constructor(options: ActorNodeOptions) {
@@ -308,6 +311,7 @@ export class ActorNode {
     }
     if (anyPersistent && this.journal === undefined) throw new Error('a persistent kind needs a journal');
     this.committer = this.journal ? new GroupCommitter(this.journal, this.clock, options.groupCommit) : undefined;
+    if (this.committer) this.committer.onRoom = () => this.resumePaused();
     const endpoint: TransportEndpoint = {
       nodeId: this.nodeId,
       serves: (a) => this.serves(a),
@@ -620,6 +624,18 @@ export class ActorNode {
     }
   }
 
+  private resumePaused(): void {
+    if (this.paused.size === 0 || this.committer!.full()) return;
+    const cells = this.paused;
+    this.paused = new Set();
+    for (const cell of cells) {
+      if (cell.ref !== undefined && !cell.scheduled && cell.inbox.length > 0) {
+        cell.scheduled = true;
+        dispatch(cell.ref as Ref<number>, DRAIN);
+      }
+    }
+  }
+
   /** Stop the nact actor of a cell (if any) and cancel its timers. */
   private retire(cell: Cell): void {
     cell.incarnation++;
@@ -639,6 +655,12 @@ export class ActorNode {
     if (cell.status !== Status.Active) return; // stashed until recovery ends
     const batch = cell.inbox;
     if (batch.length === 0) return;
+    if (cell.kind.persistent && this.committer!.full()) {
+      // Backpressure: the journal is behind; leave the mailbox as it is until the next append settles.
+      this.paused.add(cell);
+      this.stats.backpressurePauses++;
+      return;
+    }
     cell.inbox = [];
     const kind = cell.kind;
     const def = kind.def;

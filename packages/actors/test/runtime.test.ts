@@ -259,6 +259,26 @@ describe('actors - runtime', () => {
     expect(await node.ask('account/a', balance, 1000)).to.equal(1);
   });
 
+  it('actors - backpressure: while the journal is behind, mailboxes wait instead of the buffer growing', async () => {
+    const g = gate();
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal, groupCommit: { windowUs: 100, batchEventsMax: 10, bufferedEventsMax: 20 } });
+    await node.ask('account/a', deposit('d', 1), 1000);
+    journal.faults.beforeAppend = () => g.wait();
+    const burst = async (from: number): Promise<void> => {
+      for (let i = from; i < from + 30; i++) node.tell('account/a', deposit(`d${i}`, 1));
+      await sleep(10);
+    };
+    await burst(0); // written, the append hangs
+    await burst(30); // buffered: the buffer is now full
+    await burst(60); // paused in the mailbox
+    expect(node.inspect('account/a')!.seq).to.equal(61);
+    expect(node.stats.backpressurePauses).to.be.greaterThan(0);
+    g.open();
+    await node.quiescent();
+    expect(await node.ask('account/a', balance, 1000)).to.equal(91);
+  });
+
   it('actors - group commit writes the events of many actors in one append', async () => {
     const journal = new MemoryJournal();
     const node = makeNode({ journal, groupCommit: { windowUs: 2000, batchEventsMax: 10_000 } });
