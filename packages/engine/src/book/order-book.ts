@@ -34,7 +34,7 @@ import type {
   TimeInForce,
   TradingStatus,
 } from '@bourse/schemas';
-import { BPS, Reject, feeOf } from '@bourse/schemas';
+import { BPS, Reject, feeOf, validateInstrument } from '@bourse/schemas';
 import { AccountOrders, ExpiryHeap, Level, Order, OrderIndex, WHERE_ARMED, WHERE_BOOK, WHERE_INCOMING, searchLevel } from './levels.js';
 
 /** Limits of one book. */
@@ -191,6 +191,8 @@ export class OrderBook {
   private readonly margin: boolean;
 
   constructor(instrument: Instrument, limits: BookLimits = defaultBookLimits) {
+    const problems = validateInstrument(instrument);
+    if (problems.length !== 0) throw new Error(`book: invalid instrument ${instrument.symbol}: ${problems.join('; ')}`);
     this.instrument = instrument;
     this.limits = limits;
     this.tick = instrument.tickSize;
