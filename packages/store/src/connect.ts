@@ -100,6 +100,12 @@ export function pgPool(target: PgTarget, opts: ConnectOptions = {}): pg.Pool {
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
+  // Nor may a checked-out one: pg-pool removes its idle listener on checkout, and pg emits 'error' on
+  // a client whose server went away even while a query is pending (that query rejects on its own).
+  // Without a listener that event is an uncaught exception.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

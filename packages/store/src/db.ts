@@ -69,27 +69,43 @@ export interface TradeTable {
   maker_fee: number;
 }
 
+/** Ledger kinds as stored: a user account (`account/<id>`) or a system ledger (`fees`, `clearing`). */
+export type LedgerKindColumn = 'user' | 'fees' | 'clearing';
+
+/** One asset's balance of one ledger, as of the ledger event `seq` (events carry absolute balances). */
 export interface BalanceTable {
+  kind: LedgerKindColumn;
+  /** The account id (`acc-1` for stream `account/acc-1`); for system ledgers their name. */
   account: string;
   asset: string;
   available: number;
   held: number;
   updated_ts: number;
+  /** Sequence of the ledger event that set this row. */
+  seq: number;
 }
 
+/** A margin position of one account, as of the ledger event `seq`. Flat positions stay (qty 0). */
 export interface PositionTable {
   account: string;
   instrument: string;
+  collateral: string;
+  /** Signed: positive long, negative short. */
   qty: number;
-  /** Sum of signed entry notional of the open quantity (quote minor units). */
-  cost: number;
+  /** Entry cost of the open qty, signed like qty (quote minor units). */
+  entry_cost: number;
   realized_pnl: number;
+  /** Collateral held as this position's margin. */
+  margin: number;
   updated_ts: number;
+  seq: number;
 }
 
 export interface CandleTable {
   instrument: string;
+  /** '1s' | '1m' | '1h' (schemas' CandleInterval). */
   interval: string;
+  /** Bucket start, ms. */
   start_ts: number;
   open: number;
   high: number;
@@ -97,7 +113,11 @@ export interface CandleTable {
   close: number;
   volume: number;
   trades: number;
+  /** A CandleClosed was seen: the bucket is final. */
   closed: boolean;
+  updated_ts: number;
+  /** Sequence of the market-data event that set this row. */
+  seq: number;
 }
 
 export interface Database {

@@ -151,10 +151,58 @@ const m002_orders_trades: Migration = {
   },
 };
 
+const m003_balances_positions_candles: Migration = {
+  async up(db: Kysely<any>) {
+    // Ledger events carry absolute balances and positions, so each row is simply the latest value;
+    // `seq` is the ledger (or market-data) sequence that set it, and an upsert never moves it back.
+    await sql`
+      create table balances (
+        kind text not null,
+        account text not null,
+        asset text not null,
+        available bigint not null,
+        held bigint not null,
+        updated_ts bigint not null,
+        seq bigint not null,
+        primary key (kind, account, asset)
+      )`.execute(db);
+    await sql`
+      create table positions (
+        account text not null,
+        instrument text not null,
+        collateral text not null,
+        qty bigint not null,
+        entry_cost bigint not null,
+        realized_pnl bigint not null,
+        margin bigint not null,
+        updated_ts bigint not null,
+        seq bigint not null,
+        primary key (account, instrument)
+      )`.execute(db);
+    await sql`
+      create table candles (
+        instrument text not null,
+        interval text not null,
+        start_ts bigint not null,
+        open bigint not null,
+        high bigint not null,
+        low bigint not null,
+        close bigint not null,
+        volume bigint not null,
+        trades bigint not null,
+        closed boolean not null,
+        updated_ts bigint not null,
+        seq bigint not null,
+        primary key (instrument, interval, start_ts)
+      )`.execute(db);
+  },
+};
+
 /** Migrations by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '001_journal': m001_journal,
   '002_orders_trades': m002_orders_trades,
+  '003_balances_positions_candles': m003_balances_positions_candles,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -2,7 +2,8 @@
  * Read-model queries for the HTTP API. Pages are keyset-paged: pass the returned `next` cursor back.
  */
 import type { Kysely } from 'kysely';
-import type { Database, OrderStatus } from './db.js';
+import type { CandleInterval } from '@bourse/schemas';
+import type { Database, LedgerKindColumn, OrderStatus } from './db.js';
 
 export interface OrderView {
   readonly instrument: string;
@@ -38,6 +39,46 @@ export interface TradeView {
   readonly makerAccount: string;
   readonly takerFee: number;
   readonly makerFee: number;
+}
+
+export interface BalanceView {
+  readonly kind: LedgerKindColumn;
+  readonly account: string;
+  readonly asset: string;
+  readonly available: number;
+  readonly held: number;
+  /** available + held. */
+  readonly total: number;
+  readonly updatedTs: number;
+  /** The ledger sequence this balance is as of. */
+  readonly seq: number;
+}
+
+export interface PositionView {
+  readonly account: string;
+  readonly instrument: string;
+  readonly collateral: string;
+  readonly qty: number;
+  readonly entryCost: number;
+  readonly realizedPnl: number;
+  readonly margin: number;
+  readonly updatedTs: number;
+  readonly seq: number;
+}
+
+export interface CandleView {
+  readonly instrument: string;
+  readonly interval: CandleInterval;
+  readonly start: number;
+  readonly open: number;
+  readonly high: number;
+  readonly low: number;
+  readonly close: number;
+  readonly volume: number;
+  readonly trades: number;
+  /** false while the bucket is still open (the latest CandleUpdate). */
+  readonly closed: boolean;
+  readonly updatedTs: number;
 }
 
 export interface Page<T, C> {
@@ -139,5 +180,86 @@ export class ReadModels {
     );
     const last = items.at(-1);
     return { items, next: rows.length > limit && last ? { ts: last.ts, instrument: last.instrument, tradeId: last.tradeId } : undefined };
+  }
+
+  /**
+   * An account's balances, one per asset (assets in order). `kind` selects a system ledger instead:
+   * `balances('fees', 'fees')`.
+   * @example const balances = await store.readModels.balancesByAccount('acc-1');
+   */
+  async balancesByAccount(account: string, kind: LedgerKindColumn = 'user'): Promise<BalanceView[]> {
+    const rows = await this.db.selectFrom('balances').selectAll().where('kind', '=', kind).where('account', '=', account).orderBy('asset').limit(LIMIT_MAX).execute();
+    return rows.map((r) => ({
+      kind: r.kind,
+      account: r.account,
+      asset: r.asset,
+      available: Number(r.available),
+      held: Number(r.held),
+      total: Number(r.available) + Number(r.held),
+      updatedTs: Number(r.updated_ts),
+      seq: Number(r.seq),
+    }));
+  }
+
+  /**
+   * An account's margin positions (instruments in order); `open: true` leaves out flat ones.
+   * @example const open = await store.readModels.positionsByAccount('acc-1', { open: true });
+   */
+  async positionsByAccount(account: string, opts: { open?: boolean } = {}): Promise<PositionView[]> {
+    let q = this.db.selectFrom('positions').selectAll().where('account', '=', account);
+    if (opts.open) q = q.where('qty', '<>', 0);
+    const rows = await q.orderBy('instrument').limit(LIMIT_MAX).execute();
+    return rows.map((r) => ({
+      account: r.account,
+      instrument: r.instrument,
+      collateral: r.collateral,
+      qty: Number(r.qty),
+      entryCost: Number(r.entry_cost),
+      realizedPnl: Number(r.realized_pnl),
+      margin: Number(r.margin),
+      updatedTs: Number(r.updated_ts),
+      seq: Number(r.seq),
+    }));
+  }
+
+  /**
+   * Candles of an instrument and interval whose bucket starts in `fromTs <= start < toTs`, oldest
+   * first; the still-open bucket is included with `closed: false`. Page on with `after: next`.
+   * @example await store.readModels.candles('BTC-USD', '1m', Date.now() - 3_600_000, Date.now());
+   */
+  async candles(
+    instrument: string,
+    interval: CandleInterval,
+    fromTs: number,
+    toTs: number,
+    opts: { limit?: number; after?: number; closedOnly?: boolean } = {},
+  ): Promise<Page<CandleView, number>> {
+    const limit = limitOf(opts.limit);
+    let q = this.db
+      .selectFrom('candles')
+      .selectAll()
+      .where('instrument', '=', instrument)
+      .where('interval', '=', interval)
+      .where('start_ts', '>=', opts.after !== undefined ? Math.max(fromTs, opts.after + 1) : fromTs)
+      .where('start_ts', '<', toTs);
+    if (opts.closedOnly) q = q.where('closed', '=', true);
+    const rows = await q.orderBy('start_ts').limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map(
+      (r): CandleView => ({
+        instrument: r.instrument,
+        interval: r.interval as CandleInterval,
+        start: Number(r.start_ts),
+        open: Number(r.open),
+        high: Number(r.high),
+        low: Number(r.low),
+        close: Number(r.close),
+        volume: Number(r.volume),
+        trades: Number(r.trades),
+        closed: r.closed,
+        updatedTs: Number(r.updated_ts),
+      }),
+    );
+    const last = items.at(-1);
+    return { items, next: rows.length > limit && last ? last.start : undefined };
   }
 }

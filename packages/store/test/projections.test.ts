@@ -2,9 +2,118 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import type { JournalWrite } from '@bourse/actors';
-import type { BookEvent } from '@bourse/schemas';
-import { GroupCommitter, ordersAndTradesProjection, ProjectionRunner, type Projection, type Store } from '../src/index.js';
+import type { BalanceAfter, BookEvent, LedgerEvent, MdEvent } from '@bourse/schemas';
+import {
+  balancesAndPositionsProjection,
+  candlesProjection,
+  GroupCommitter,
+  ledgerOfStream,
+  ordersAndTradesProjection,
+  ProjectionRunner,
+  type Projection,
+  type Store,
+} from '../src/index.js';
 import { openTestStore, testDialects } from '../src/testing.js';
+
+
+// ---------------------------------------------------------------- generated ledger and market-data streams
+// Event n of a stream is a pure function of (stream, n), so the test's model can fold any prefix.
+
+const ASSETS = ['BTC', 'USD'] as const;
+const bal = (asset: string, id: string, seq: number): BalanceAfter => ({ asset, available: seq * 1000 + id.length * 7 + (asset === 'USD' ? 1 : 0), held: seq % 5 });
+
+function ledgerEventAt(id: string, seq: number): LedgerEvent {
+  const ts = 1_000 + seq;
+  const asset = ASSETS[seq % 2]!;
+  if (id === 'fees' || id === 'clearing') return { type: 'EntryPosted', ts, entryId: `e${seq}`, asset, amount: seq, balance: bal(asset, id, seq) };
+  switch (seq % 5) {
+    case 0:
+      return { type: 'Deposited', ts, transferId: `t${seq}`, asset, amount: 10, balance: bal(asset, id, seq) };
+    case 1:
+      return {
+        type: 'FillSettled', ts, symbol: 'BTC-PERP', tradeId: seq, orderId: 1, clientOrderId: undefined, role: 'taker', side: 'buy', mode: 'margin',
+        price: 100, qty: 1, notional: 100, fee: 1, feeAsset: 'USD', realizedPnl: 0, remaining: 0, orderHold: 0,
+        balances: [bal('BTC', id, seq), bal('USD', id, seq)],
+        position: { symbol: 'BTC-PERP', collateral: 'USD', qty: (seq % 7) - 3, entryCost: seq * 100, realizedPnl: -seq, margin: seq },
+        day: 0, dayPnl: 0,
+      };
+    case 2:
+      return { type: 'HoldReleased', ts, orderId: seq, clientOrderId: undefined, reason: 'cancelled', released: 1, balance: bal(asset, id, seq) };
+    case 3:
+      return { type: 'MarkPriceSet', ts, symbol: 'BTC-PERP', price: 100 + seq, collateral: 'USD', equity: 0, unrealizedPnl: 0, maintenanceMargin: 0 };
+    default:
+      return { type: 'LedgerRejected', ts, command: 'Withdraw', ref: `t${seq}`, clientOrderId: undefined, code: 0 as never };
+  }
+}
+
+function mdEventAt(id: string, seq: number): MdEvent {
+  const ts = 10_000 + seq * 400;
+  const start = Math.floor(ts / 1000) * 1000;
+  const c = { ts, symbol: id.slice(3), start, open: 100 + seq, high: 110 + seq, low: 90, close: 100 + (seq % 9), volume: seq, trades: seq % 4 + 1 };
+  switch (seq % 4) {
+    case 0:
+      return { type: 'CandleUpdate', interval: '1s', ...c };
+    case 1:
+      return { type: 'CandleClosed', interval: '1s', ...c };
+    case 2:
+      return { type: 'CandleUpdate', interval: '1m', ...c, start: Math.floor(ts / 60_000) * 60_000 };
+    default:
+      return { type: 'MdInputIgnored', ts, symbol: id.slice(3), reason: 'badField', input: 'X' };
+  }
+}
+
+/** The model: what the balances/positions read model must hold for a ledger stream after events 1..cp. */
+function expectedLedger(id: string, cp: number) {
+  const b = new Map<string, { asset: string; available: number; held: number; seq: number }>();
+  const p = new Map<string, { instrument: string; qty: number; entry_cost: number; realized_pnl: number; margin: number; seq: number }>();
+  for (let seq = 1; seq <= cp; seq++) {
+    const e = ledgerEventAt(id, seq) as any;
+    for (const x of e.balances ?? (e.balance ? [e.balance] : [])) b.set(x.asset, { asset: x.asset, available: x.available, held: x.held, seq });
+    if (e.position) p.set(e.position.symbol, { instrument: e.position.symbol, qty: e.position.qty, entry_cost: e.position.entryCost, realized_pnl: e.position.realizedPnl, margin: e.position.margin, seq });
+  }
+  const sort = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v);
+  return { b: sort(b), p: sort(p) };
+}
+
+function expectedCandles(id: string, cp: number) {
+  const m = new Map<string, { interval: string; start_ts: number; open: number; high: number; low: number; close: number; volume: number; trades: number; closed: boolean; seq: number }>();
+  for (let seq = 1; seq <= cp; seq++) {
+    const e = mdEventAt(id, seq);
+    if (e.type !== 'CandleUpdate' && e.type !== 'CandleClosed') continue;
+    const k = `${e.interval}/${String(e.start).padStart(15, '0')}`;
+    m.set(k, { interval: e.interval, start_ts: e.start, open: e.open, high: e.high, low: e.low, close: e.close, volume: e.volume, trades: e.trades, closed: e.type === 'CandleClosed' || (m.get(k)?.closed ?? false), seq });
+  }
+  return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, v]) => v);
+}
+
+const json = (v: unknown): any => (typeof v === 'string' ? JSON.parse(v) : v);
+
+/** Checks, in ONE statement (one snapshot), that a ledger or md stream's read model is exactly its first `cp` events. */
+async function checkRealStream(store: Store, id: string): Promise<number> {
+  if (id.startsWith('md/')) {
+    const { rows } = await sql<{ cp: number | null; c: unknown }>`
+      select (select seq from projection_checkpoints where projection = 'candles' and persistence_id = ${id}) as cp,
+             (select coalesce(json_agg(json_build_object('interval', interval, 'start_ts', start_ts, 'open', open, 'high', high, 'low', low, 'close', close,
+                       'volume', volume, 'trades', trades, 'closed', closed, 'seq', seq) order by interval, start_ts), '[]')::text
+                from candles where instrument = ${id.slice(3)}) as c`.execute(store.db);
+    const cp = Number(rows[0]!.cp ?? 0);
+    expect(json(rows[0]!.c), `candles of ${id} at checkpoint ${cp}`).to.deep.equal(expectedCandles(id, cp));
+    return cp;
+  }
+  const { kind, account } = ledgerOfStream(id);
+  const { rows } = await sql<{ cp: number | null; b: unknown; p: unknown }>`
+    select (select seq from projection_checkpoints where projection = 'balances_positions' and persistence_id = ${id}) as cp,
+           (select coalesce(json_agg(json_build_object('asset', asset, 'available', available, 'held', held, 'seq', seq) order by asset), '[]')::text
+              from balances where kind = ${kind} and account = ${account}) as b,
+           (select coalesce(json_agg(json_build_object('instrument', instrument, 'qty', qty, 'entry_cost', entry_cost, 'realized_pnl', realized_pnl,
+                     'margin', margin, 'seq', seq) order by instrument), '[]')::text
+              from positions where ${kind} = 'user' and account = ${account}) as p`.execute(store.db);
+  const cp = Number(rows[0]!.cp ?? 0);
+  const want = expectedLedger(id, cp);
+  expect(json(rows[0]!.b), `balances of ${id} at checkpoint ${cp}`).to.deep.equal(want.b);
+  expect(json(rows[0]!.p), `positions of ${id} at checkpoint ${cp}`).to.deep.equal(want.p);
+  return cp;
+}
 
 for (const dialect of testDialects()) {
   describe(`store projections [${dialect}]`, function () {
@@ -17,10 +126,12 @@ for (const dialect of testDialects()) {
     });
     after(async () => cleanup?.());
 
-    it('projections - under concurrent appends a projection never skips or repeats an event (random interleavings)', async () => {
+    it('projections - under concurrent appends no projection (test, balances/positions, candles) skips or repeats an event (random interleavings)', async () => {
       let run = 0;
+      // The system ledger `fees` is one stream for the whole suite: its head carries over between runs.
+      const shared = new Map<string, number>();
       const op = fc.oneof(
-        fc.record({ kind: fc.constant('append' as const), streams: fc.uniqueArray(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 3 }), n: fc.integer({ min: 1, max: 7 }) }),
+        fc.record({ kind: fc.constant('append' as const), streams: fc.uniqueArray(fc.integer({ min: 0, max: 8 }), { minLength: 1, maxLength: 4 }), n: fc.integer({ min: 1, max: 7 }) }),
         fc.record({ kind: fc.constant('project' as const), pages: fc.integer({ min: 1, max: 3 }), pageEvents: fc.integer({ min: 1, max: 6 }) }),
         fc.record({ kind: fc.constant('crash' as const), pageEvents: fc.integer({ min: 1, max: 6 }) }),
       );
@@ -30,6 +141,12 @@ for (const dialect of testDialects()) {
           const prefix = `prop${r}/`;
           const name = `prop_${r}`;
           const heads = new Map<string, number>();
+          // Streams 0-4: a test projection that records every (id, seq) it applies. 5-6: account ledgers,
+          // 7: the `fees` system ledger, 8: a market-data stream; checked against a fold of their events.
+          const streamId = (s: number) => (s <= 4 ? `${prefix}${s}` : s <= 6 ? `account/p${r}-${s}` : s === 7 ? 'fees' : `md/P${r}-X`);
+          const eventAt = (id: string, seq: number): unknown =>
+            id.startsWith(prefix) ? { s: id, seq } : id.startsWith('md/') ? mdEventAt(id, seq) : ledgerEventAt(id, seq);
+          const real = [balancesAndPositionsProjection, candlesProjection];
           const projection: Projection = {
             name,
             streamPrefix: prefix,
@@ -41,15 +158,16 @@ for (const dialect of testDialects()) {
               }
             },
           };
-          const runner = new ProjectionRunner(store.db, store.journal, [projection]);
+          const runner = new ProjectionRunner(store.db, store.journal, [projection, ...real]);
           const gc = new GroupCommitter(store.journal, { inFlightMax: 2 });
           const exec = async (o: fc.Arbitrary<unknown> extends never ? never : any) => {
             if (o.kind === 'append') {
               const writes: JournalWrite[] = o.streams.map((s: number) => {
-                const id = `${prefix}${s}`;
-                const expectedSeq = heads.get(id) ?? 0;
+                const id = streamId(s);
+                const expectedSeq = heads.get(id) ?? shared.get(id) ?? 0;
                 heads.set(id, expectedSeq + o.n);
-                return { persistenceId: id, expectedSeq, events: Array.from({ length: o.n }, (_, k) => ({ s: id, seq: expectedSeq + k + 1 })) };
+                if (id === 'fees') shared.set(id, expectedSeq + o.n);
+                return { persistenceId: id, expectedSeq, events: Array.from({ length: o.n }, (_, k) => eventAt(id, expectedSeq + k + 1)) };
               });
               // One writer per stream, as in the runtime: the group committer orders writes of an id.
               await Promise.all(writes.map((w) => gc.submit(w)));
@@ -57,9 +175,11 @@ for (const dialect of testDialects()) {
               await runner.runOnce({ pagesMax: o.pages, pageEventsMax: o.pageEvents });
             } else {
               // A runner that dies after applying a page, before its transaction commits.
-              const crashing = new ProjectionRunner(store.db, store.journal, [
-                { ...projection, apply: async (trx, page) => { await projection.apply(trx, page); throw new Error('injected crash mid-page'); } },
-              ]);
+              const crashing = new ProjectionRunner(
+                store.db,
+                store.journal,
+                [projection, ...real].map((pr) => ({ ...pr, apply: async (trx: any, page: any) => { await pr.apply(trx, page); throw new Error('injected crash mid-page'); } })),
+              );
               await crashing.runOnce({ pagesMax: 1, pageEventsMax: o.pageEvents }).catch((e: Error) => expect(e.message).to.match(/injected crash/));
             }
             // Invariant at every step: what was applied for each stream is exactly 1..checkpoint.
@@ -72,6 +192,8 @@ for (const dialect of testDialects()) {
               expect(Number(row.n), 'no event skipped or repeated').to.equal(Number(row.mx));
               expect(Number(row.mx), 'applied up to the checkpoint, atomically').to.equal(Number(row.cp));
             }
+            // The real read models: exactly the fold of events 1..checkpoint, never more, never less.
+            for (const id of heads.keys()) if (!id.startsWith(prefix)) await checkRealStream(store, id);
           };
           // Two lanes run concurrently: their awaits interleave appends and projection pages.
           const lane = async (ops: any[]) => {
@@ -79,10 +201,13 @@ for (const dialect of testDialects()) {
           };
           await Promise.all([lane(laneA), lane(laneB)]);
           await runner.runOnce();
-          const total = [...heads.values()].reduce((a, b) => a + b, 0);
+          const total = [...heads].filter(([id]) => id.startsWith(prefix)).reduce((a, [, b]) => a + b, 0);
           const { rows } = await sql<{ n: number }>`select count(*)::int as n from test_applied where projection = ${name}`.execute(store.db);
           expect(Number(rows[0]!.n)).to.equal(total);
-          for (const [id, head] of heads) expect(await runner.checkpoint(name, id)).to.equal(head);
+          for (const [id, head] of heads) {
+            if (id.startsWith(prefix)) expect(await runner.checkpoint(name, id)).to.equal(head);
+            else expect(await checkRealStream(store, id), `${id} caught up`).to.equal(head);
+          }
         }),
         { numRuns: dialect === 'pg' ? 25 : 6 },
       );
@@ -116,6 +241,86 @@ for (const dialect of testDialects()) {
       expect((await rm.trades({ instrument: 'BTC-USD' }, 0, 10_000)).items.map((t) => t.tradeId)).to.deep.equal([1]);
       expect((await rm.trades({ account: 'a1' }, 0, 10_000)).items).to.have.length(1);
       expect((await rm.trades({ account: 'a2' }, 2001, 10_000)).items).to.have.length(0);
+    });
+
+    it('read models - balances and positions by account from ledger streams (user, fees, clearing)', async () => {
+      const usd = (available: number, held: number): BalanceAfter => ({ asset: 'USD', available, held });
+      const acc: LedgerEvent[] = [
+        { type: 'Deposited', ts: 10, transferId: 't1', asset: 'USD', amount: 1000, balance: usd(1000, 0) },
+        { type: 'Deposited', ts: 11, transferId: 't2', asset: 'BTC', amount: 5, balance: { asset: 'BTC', available: 5, held: 0 } },
+        { type: 'HoldChanged', ts: 12, orderId: 7, price: 100, qty: 2, pendingPrice: 0, pendingQty: 0, hold: 201, balance: usd(799, 201) },
+        {
+          type: 'FillSettled', ts: 13, symbol: 'ETH-PERP', tradeId: 1, orderId: 7, clientOrderId: 'c7', role: 'taker', side: 'buy', mode: 'margin',
+          price: 100, qty: 2, notional: 200, fee: 1, feeAsset: 'USD', realizedPnl: 0, remaining: 0, orderHold: 0,
+          balances: [usd(799, 200)], position: { symbol: 'ETH-PERP', collateral: 'USD', qty: 2, entryCost: 200, realizedPnl: 0, margin: 200 }, day: 0, dayPnl: -1,
+        },
+        { type: 'MarkPriceSet', ts: 14, symbol: 'ETH-PERP', price: 90, collateral: 'USD', equity: 979, unrealizedPnl: -20, maintenanceMargin: 9 },
+        {
+          type: 'FillSettled', ts: 15, symbol: 'ETH-PERP', tradeId: 2, orderId: 8, clientOrderId: undefined, role: 'maker', side: 'sell', mode: 'margin',
+          price: 110, qty: 2, notional: 220, fee: 1, feeAsset: 'USD', realizedPnl: 20, remaining: 0, orderHold: 0,
+          balances: [usd(1018, 0)], position: { symbol: 'ETH-PERP', collateral: 'USD', qty: 0, entryCost: 0, realizedPnl: 20, margin: 0 }, day: 0, dayPnl: 18,
+        },
+        {
+          type: 'FillSettled', ts: 16, symbol: 'BTC-PERP', tradeId: 3, orderId: 9, clientOrderId: undefined, role: 'maker', side: 'sell', mode: 'margin',
+          price: 50, qty: 1, notional: 50, fee: 0, feeAsset: 'USD', realizedPnl: 0, remaining: 0, orderHold: 0,
+          balances: [usd(1013, 5)], position: { symbol: 'BTC-PERP', collateral: 'USD', qty: -1, entryCost: -50, realizedPnl: 0, margin: 5 }, day: 0, dayPnl: 18,
+        },
+      ];
+      await store.journal.append([
+        { persistenceId: 'account/acc-9', expectedSeq: 0, events: acc.slice(0, 4) },
+        { persistenceId: 'clearing', expectedSeq: 0, events: [{ type: 'EntryPosted', ts: 15, entryId: 'pnl-2', asset: 'USD', amount: -20, balance: usd(-20, 0) }] },
+      ]);
+      const runner = new ProjectionRunner(store.db, store.journal, [balancesAndPositionsProjection]);
+      expect(await runner.runOnce()).to.be.greaterThanOrEqual(5);
+      await store.journal.append([{ persistenceId: 'account/acc-9', expectedSeq: 4, events: acc.slice(4) }]);
+      expect(await runner.runOnce()).to.equal(3);
+      expect(await runner.runOnce(), 'idempotent: nothing new').to.equal(0);
+      const rm = store.readModels;
+      expect((await rm.balancesByAccount('acc-9')).map((b) => [b.asset, b.available, b.held, b.total, b.seq, b.updatedTs])).to.deep.equal([
+        ['BTC', 5, 0, 5, 2, 11],
+        ['USD', 1013, 5, 1018, 7, 16],
+      ]);
+      expect((await rm.balancesByAccount('clearing', 'clearing')).map((b) => [b.asset, b.available])).to.deep.equal([['USD', -20]]);
+      expect(await rm.balancesByAccount('clearing'), 'a system ledger is not a user account').to.deep.equal([]);
+      expect(await rm.balancesByAccount('nobody')).to.deep.equal([]);
+      const all = await rm.positionsByAccount('acc-9');
+      expect(all.map((p) => [p.instrument, p.qty, p.entryCost, p.realizedPnl, p.margin, p.collateral])).to.deep.equal([
+        ['BTC-PERP', -1, -50, 0, 5, 'USD'],
+        ['ETH-PERP', 0, 0, 20, 0, 'USD'],
+      ]);
+      expect((await rm.positionsByAccount('acc-9', { open: true })).map((p) => p.instrument)).to.deep.equal(['BTC-PERP']);
+    });
+
+    it('read models - candles by instrument, interval and range from md/<symbol>, paged, closed sticky', async () => {
+      const c = (type: 'CandleUpdate' | 'CandleClosed', interval: '1s' | '1m', start: number, close: number, ts: number): MdEvent => ({
+        type, ts, symbol: 'ETH-USD', interval, start, open: 100, high: Math.max(100, close), low: Math.min(100, close), close, volume: close - 90, trades: 1,
+      });
+      const ev: MdEvent[] = [
+        c('CandleUpdate', '1s', 1000, 101, 1100),
+        c('CandleUpdate', '1m', 0, 101, 1100),
+        c('CandleUpdate', '1s', 1000, 103, 1500),
+        c('CandleClosed', '1s', 1000, 103, 2100),
+        c('CandleUpdate', '1s', 2000, 99, 2100),
+        { type: 'TradeTick', ts: 2100, symbol: 'ETH-USD', tradeId: 5, price: 99, qty: 9, takerSide: 'sell' },
+        c('CandleClosed', '1s', 2000, 98, 3000),
+        c('CandleUpdate', '1s', 5000, 97, 5000),
+      ];
+      await store.journal.append([{ persistenceId: 'md/ETH-USD', expectedSeq: 0, events: ev.slice(0, 3) }]);
+      const runner = new ProjectionRunner(store.db, store.journal, [candlesProjection]);
+      await runner.runOnce({ pageEventsMax: 2 });
+      await store.journal.append([{ persistenceId: 'md/ETH-USD', expectedSeq: 3, events: ev.slice(3) }]);
+      await runner.runOnce({ pageEventsMax: 3 });
+      expect(await runner.checkpoint('candles', 'md/ETH-USD')).to.equal(ev.length);
+      const rm = store.readModels;
+      const p1 = await rm.candles('ETH-USD', '1s', 0, 10_000, { limit: 2 });
+      expect(p1.items.map((k) => [k.start, k.close, k.closed])).to.deep.equal([[1000, 103, true], [2000, 98, true]]);
+      const p2 = await rm.candles('ETH-USD', '1s', 0, 10_000, { limit: 2, after: p1.next! });
+      expect(p2.items.map((k) => [k.start, k.close, k.closed, k.interval, k.instrument])).to.deep.equal([[5000, 97, false, '1s', 'ETH-USD']]);
+      expect(p2.next).to.equal(undefined);
+      expect((await rm.candles('ETH-USD', '1s', 1500, 5000)).items.map((k) => k.start), 'range is on the bucket start').to.deep.equal([2000]);
+      expect((await rm.candles('ETH-USD', '1s', 0, 10_000, { closedOnly: true })).items).to.have.length(2);
+      expect((await rm.candles('ETH-USD', '1m', 0, 60_000)).items.map((k) => [k.start, k.close, k.volume, k.closed])).to.deep.equal([[0, 101, 11, false]]);
+      expect((await rm.candles('BTC-USD', '1s', 0, 10_000)).items).to.deep.equal([]);
     });
   });
 }

@@ -15,8 +15,10 @@ import type { Database } from '../db.js';
 export interface Projection<E = unknown> {
   /** Stable name: the checkpoint key. Renaming it replays everything. */
   readonly name: string;
-  /** Only streams whose persistence id starts with this are projected (e.g. `book/`). */
-  readonly streamPrefix: string;
+  /** Only streams whose persistence id starts with this (or one of these) are projected (e.g. `book/`). */
+  readonly streamPrefix: string | readonly string[];
+  /** Further streams projected by exact id (e.g. the system ledgers `fees` and `clearing`). */
+  readonly streamIds?: readonly string[];
   /** Applies a contiguous page of one stream's events. Write only through `trx`. */
   apply(trx: Transaction<Database>, page: JournalPage<E>): Promise<void>;
 }
@@ -33,6 +35,13 @@ export interface CatchUpOptions {
   /** Stop after this many pages per stream (for tests). Default unlimited. */
   readonly pagesMax?: number;
 }
+
+/** Whether the projection reads the stream `persistenceId`. */
+export function projects(p: Projection, persistenceId: string): boolean {
+  return prefixesOf(p).some((x) => persistenceId.startsWith(x)) || (p.streamIds ?? []).includes(persistenceId);
+}
+
+const prefixesOf = (p: Projection): string[] => (typeof p.streamPrefix === 'string' ? [p.streamPrefix] : [...p.streamPrefix]);
 
 export class ProjectionRunner {
   constructor(
@@ -55,7 +64,9 @@ export class ProjectionRunner {
              (select j.seq_to from journal j where j.persistence_id = ids.pid order by j.seq_from desc limit 1) as head,
              coalesce(c.seq, 0) as done
         from ids left join projection_checkpoints c on c.projection = ${p.name} and c.persistence_id = ids.pid
-       where ids.pid is not null and starts_with(ids.pid, ${p.streamPrefix})`.execute(this.db);
+       where ids.pid is not null
+         and (exists (select 1 from unnest(${prefixesOf(p)}::text[]) as x(prefix) where starts_with(ids.pid, x.prefix))
+              or ids.pid = any(${[...(p.streamIds ?? [])]}::text[]))`.execute(this.db);
     return rows.map((r) => ({ persistenceId: r.persistence_id, head: Number(r.head), done: Number(r.done) })).filter((r) => r.head > r.done);
   }
 
