@@ -2,7 +2,11 @@
  * The order book's vocabulary: commands in, events out. One book per instrument.
  *
  * Every command carries `ts`, integer milliseconds of the command clock, stamped at ingress. The book
- * never reads a clock of its own: GTD expiry compares against `ts`.
+ * never reads a clock of its own: GTD expiry compares against `ts`. The clock never goes back: a command
+ * whose `ts` is earlier than the `ts` of the book's last event is refused (ORDER_INVALID_TIMESTAMP, the
+ * rejection carrying the command's own `ts`) and changes nothing, expiry included. Only events count, so
+ * a recovered book (snapshot + events) refuses exactly what the live one would: a command that produced
+ * no event (a BookTick that expired nothing) does not move the clock.
  *
  * Events are the book's journal: applying them in order to an empty book rebuilds it exactly
  * (`apply`), so every event carries what replay needs.
@@ -26,7 +30,8 @@ export type CancelReason =
   | 'noLiquidity' // market order with an empty opposite side
   | 'selfTrade' // self-trade prevention
   | 'expired' // GTD expiry
-  | 'closed'; // instrument closed
+  | 'closed' // instrument closed
+  | 'amendedBelowFilled'; // AmendOrder set the total quantity to at most what the order had already executed
 
 // ---------------------------------------------------------------- commands
 
@@ -62,8 +67,25 @@ export interface CancelOrder {
 }
 
 /**
- * Amend a resting order. `qty` is the new open (leaves) quantity. Reducing `qty` at the same price
- * keeps time priority; a new price or a larger qty loses it (the order re-enters and may trade).
+ * Amend a resting order, with FIX OrderCancelReplaceRequest semantics.
+ *
+ * `qty` is the new **total** order quantity (FIX OrderQty), not the open quantity: the new open
+ * (leaves) quantity is `qty - executed`, where `executed` is what the order has filled so far (FIX
+ * CumQty), across earlier amends too. Self-trade prevention 'decrementBoth' reduces the order's total,
+ * not its executed quantity, so at every moment total = executed + open. This makes an amend safe
+ * against fills that race it: a client that asks for a total of N never gets more than N executed,
+ * whatever filled between sending the amend and the book seeing it.
+ *
+ * - `qty <= executed`: the order is done; its open quantity is cancelled (OrderCancelled, reason
+ *   'amendedBelowFilled'), whatever `price` says, even while halted. Band, notional and post-only checks
+ *   do not apply, since nothing new goes on the book.
+ * - Same price and a smaller open quantity: shrinks in place, time priority kept.
+ * - A new price or a larger open quantity: loses time priority (the order re-enters and may trade).
+ * - Omitted `qty`: the open quantity stays as it is; omitted `price`: the price stays.
+ * - The notional check (ORDER_NOTIONAL_TOO_LARGE) applies to the total quantity at the new price, as
+ *   for a NewOrder. Resulting in the same price and the same open quantity is BOOK_AMEND_NO_CHANGE.
+ *
+ * OrderAmended reports the result in open quantities (`oldQty` -> `qty`).
  */
 export interface AmendOrder {
   readonly type: 'AmendOrder';
@@ -197,14 +219,18 @@ export interface OrderCancelled {
 }
 
 /**
- * A resting order changed. With `priorityKept` the open quantity shrank in place to `qty`. Without it the
- * order left the book (`oldQty` at `oldPrice`) and re-entered as a new incoming order with `price`/`qty`:
- * Fill, OrderRested or OrderCancelled events follow exactly as for a new order.
+ * A resting order changed. `oldQty` and `qty` are **open** (leaves) quantities, before and after, even
+ * though AmendOrder's `qty` is the total: the book computed `qty` = AmendOrder.qty - executed. The
+ * executed quantity itself never changes here (it changes only by Fill), so replay needs nothing more.
+ * With `priorityKept` the open quantity shrank in place to `qty`. Without it the order left the book
+ * (`oldQty` at `oldPrice`) and re-entered as a new incoming order with `price`/`qty`: Fill, OrderRested
+ * or OrderCancelled events follow exactly as for a new order.
  *
  * Self-trade prevention 'decrementBoth' also uses this event (with `priorityKept`, reason implied) for the
  * side whose open quantity shrank but did not reach zero; the side that reached zero gets OrderCancelled
- * with reason 'selfTrade'. For the incoming (taker) order that quantity was not on the book: `rested` is
- * false then, and true in every other case.
+ * with reason 'selfTrade'. A decrement reduces the order's total quantity (executed is unchanged). For the
+ * incoming (taker) order that quantity was not on the book: `rested` is false then, and true in every
+ * other case.
  */
 export interface OrderAmended {
   readonly type: 'OrderAmended';

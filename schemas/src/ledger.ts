@@ -76,7 +76,12 @@ export interface PlaceOrder {
   readonly leverage?: number;
 }
 
-/** Risk for an amend: reserves what a larger order needs before the book sees the amend. */
+/**
+ * Risk for an amend: reserves what the amended order can need before the book sees the amend. Same
+ * fields and meaning as the book's AmendOrder (FIX cancel/replace): `qty` is the new **total** order
+ * quantity, and the open quantity becomes `qty` minus what the order executed. The reserve covers any
+ * fills of the old order that land at the book before the amend (see packages/engine/src/risk/README.md).
+ */
 export interface AmendHold {
   readonly type: 'AmendHold';
   readonly ts: number;
@@ -246,8 +251,8 @@ export interface OrderHeld extends HeldOrderFields {
 
 /**
  * An order's hold was recomputed: AmendHold reserved for a pending amend (`pendingPrice`/`pendingQty`
- * non-zero), or the book's OrderAmended / amend rejection reconciled it to the order's real
- * `price`/`qty` (pending fields 0).
+ * non-zero; `pendingQty` is the total order quantity asked for, as in AmendHold), or the book's
+ * OrderAmended / amend rejection reconciled it to the order's real `price`/open `qty` (pending fields 0).
  */
 export interface HoldChanged {
   readonly type: 'HoldChanged';

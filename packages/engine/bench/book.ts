@@ -6,7 +6,11 @@
  *
  * Method: the workload is read and parsed fully into command objects first. Ops map to commands:
  * L → NewOrder GTC limit, I → NewOrder IOC limit, C → CancelOrder, P → AmendOrder{price},
- * R → AmendOrder{qty}. One instrument (tick 1, lot 1, no band, no fees... see `instrument` below).
+ * R → AmendOrder{qty}. AmendOrder.qty is the new *total* order quantity (FIX cancel/replace), and that
+ * is what R's <qty> is: the generator halves the quantity the client last asked for (the order's total,
+ * knowing nothing of fills). So R maps to AmendOrder{qty: <qty>} unchanged: the book leaves
+ * <qty> − executed open, a reduction in place that keeps time priority, or cancels the order
+ * ('amendedBelowFilled') when <qty> is not above what already executed; it never re-enters. One instrument (tick 1, lot 1, no band, no fees... see `instrument` below).
  * Orders are spread over `--accounts` accounts: order id N belongs to `acc-(N mod accounts)`, and
  * cancels/amends name that account, so self-trade prevention (cancelTaker) applies where two orders
  * of one account meet. `ts` is the op's index. Every op's events go to one reused `out` array, which
@@ -153,7 +157,7 @@ function latencyPass(): { lat: Float64Array; secs: number } {
 console.log(`book benchmark: ${file}`);
 console.log(`  machine: ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at start`);
 console.log(`  workload: ${header}; ${n} ops ${JSON.stringify(opCounts)}`);
-console.log(`  mapping: L→GTC limit, I→IOC limit, C→cancel, P→amend price, R→amend qty; order id N → account acc-(N mod ${accountsN}), STP cancelTaker`);
+console.log(`  mapping: L→GTC limit, I→IOC limit, C→cancel, P→amend price, R→amend total qty (FIX: open = qty − executed); order id N → account acc-(N mod ${accountsN}), STP cancelTaker`);
 console.log(`  instrument: tick 1, lot 1, maker 1 bps, taker 5 bps (fees computed per fill); node ${process.version}`);
 
 const census = eventCensus();

@@ -87,7 +87,7 @@ export type Template =
   | { k: 'mass'; dt: number; account: string; side: Side | undefined }
   | { k: 'status'; dt: number; status: 'open' | 'halted' | 'closed' }
   | { k: 'reference'; dt: number; dp: number }
-  | { k: 'tick'; dt: number };
+  | { k: 'tick'; dt: number; /** the tick's ts is this much earlier than the clock (0 mostly) */ back: number };
 
 const accountArb = fc.constantFrom('a', 'b', 'c');
 const sideArb = fc.constantFrom<Side>('buy', 'sell');
@@ -111,7 +111,7 @@ const newArb: fc.Arbitrary<Template> = fc
     expireIn: fc.integer({ min: 1, max: 12 }),
     postOnly: fc.constantFrom(false, false, false, true),
     stp: fc.constantFrom<SelfTradePrevention | undefined>(undefined, 'cancelTaker', 'cancelMaker', 'cancelBoth', 'decrementBoth'),
-    garble: fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6),
+    garble: fc.constantFrom(0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7),
   })
   .map(({ protect, ...t }) => {
     const market = t.orderType === 'market' || t.orderType === 'stop';
@@ -137,7 +137,7 @@ export const templateArb: fc.Arbitrary<Template> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ k: fc.constant('mass' as const), dt: dtArb, account: accountArb, side: fc.constantFrom<Side | undefined>(undefined, 'buy', 'sell') }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('status' as const), dt: dtArb, status: fc.constantFrom<'open' | 'halted' | 'closed'>('open', 'open', 'open', 'halted', 'closed') }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('reference' as const), dt: dtArb, dp: fc.integer({ min: -4, max: 4 }) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('tick' as const), dt: fc.integer({ min: 0, max: 10 }) }) },
+  { weight: 1, arbitrary: fc.record({ k: fc.constant('tick' as const), dt: fc.integer({ min: 0, max: 10 }), back: fc.constantFrom(0, 0, 0, 1, 3) }) },
 );
 
 /** Instruments the random runs use: plain, and one with tick/lot sizes, band, protections, fees, margin. */
@@ -209,6 +209,9 @@ export function build(t: Template, i: Instrument, ctx: BuildContext): BookComman
         case 6:
           c.price = t.dp === null ? 0 : px(40);
           break;
+        case 7:
+          c.ts = Math.max(0, ts - 2); // stamped earlier than the clock: refused if the book has seen a later event
+          break;
       }
       return c as unknown as BookCommand;
     }
@@ -230,7 +233,7 @@ export function build(t: Template, i: Instrument, ctx: BuildContext): BookComman
     case 'reference':
       return { type: 'SetReferencePrice', ts, price: px(t.dp) };
     case 'tick':
-      return { type: 'BookTick', ts };
+      return { type: 'BookTick', ts: Math.max(0, ts - t.back) };
   }
 }
 
@@ -349,6 +352,7 @@ export function checkStructure(book: OrderBook): void {
         if (o.prev !== prev || o.level !== l || o.price !== l.price || o.isBuy !== isBuy) fail(`order ${o.id} links`);
         if (o.seq <= seq) fail(`time priority broken at ${l.price}: seq ${o.seq} after ${seq}`);
         if (o.qty <= 0) fail(`order ${o.id} rests with qty ${o.qty}`);
+        if (!(o.filled >= 0)) fail(`order ${o.id} has filled ${o.filled}`);
         if (book.orders.get(o.id) !== o) fail(`order ${o.id} not indexed`);
         seq = o.seq;
         qty += o.qty;

@@ -15,7 +15,10 @@ export interface RefOrder {
   orderType: OrderType;
   tif: TimeInForce;
   price: number;
+  /** open (leaves) quantity */
   qty: number;
+  /** executed quantity; the order's total is filled + qty */
+  filled: number;
   stopPrice: number;
   expireAt: number;
   postOnly: boolean;
@@ -35,6 +38,8 @@ export class RefBook {
   referencePrice = 0;
   tradeId = 0;
   seq = 0;
+  /** ts of the last command that produced an event other than CommandRejected */
+  lastTs = 0;
   live: RefOrder[] = [];
 
   constructor(readonly inst: Instrument) {}
@@ -61,10 +66,16 @@ export class RefBook {
   private band(price: number): boolean {
     const ref = this.lastPrice || this.referencePrice || this.inst.referencePrice;
     if (this.inst.priceBandBps === 0 || ref === 0) return true;
-    return Math.abs(price - ref) * 10_000 <= ref * this.inst.priceBandBps;
+    return BigInt(Math.abs(price - ref)) * 10_000n <= BigInt(ref) * BigInt(this.inst.priceBandBps);
   }
 
   step(cmd: BookCommand): BookEvent[] {
+    const out = this.step0(cmd);
+    if (out.some((e) => e.type !== 'CommandRejected')) this.lastTs = cmd.ts;
+    return out;
+  }
+
+  private step0(cmd: BookCommand): BookEvent[] {
     const out: BookEvent[] = [];
     const c = cmd as unknown as Record<string, unknown>;
     const rej = (command: BookEvent & { type: 'CommandRejected' } extends { command: infer K } ? K : never, ts: number, code: RejectCode) => {
@@ -85,6 +96,7 @@ export class RefBook {
     const type = cmd.type;
     if (!tsOk) return rej(type, 0, Reject.ORDER_INVALID_TIMESTAMP);
     const ts = cmd.ts;
+    if (ts < this.lastTs) return rej(type, ts, Reject.ORDER_INVALID_TIMESTAMP);
     // expiry
     for (;;) {
       const due = this.live.filter((o) => o.tif === 'GTD' && o.expireAt <= ts).sort((a, b) => a.expireAt - b.expireAt || a.id - b.id);
@@ -138,13 +150,19 @@ export class RefBook {
         if (!o) return rej(type, ts, Reject.BOOK_UNKNOWN_ORDER);
         if (o.account !== cmd.account) return rej(type, ts, Reject.BOOK_NOT_ORDER_OWNER);
         if (o.state !== 'resting') return rej(type, ts, Reject.BOOK_AMEND_NOT_ALLOWED);
+        // FIX cancel/replace: cmd.qty is the new total quantity; open = total - executed
+        const total = cmd.qty ?? o.filled + o.qty;
+        const qty = total - o.filled;
+        if (qty <= 0) {
+          this.cancelLive(o, ts, 'amendedBelowFilled', out);
+          return out;
+        }
         const price = cmd.price ?? o.price;
-        const qty = cmd.qty ?? o.qty;
         if (price === o.price && qty === o.qty) return rej(type, ts, Reject.BOOK_AMEND_NO_CHANGE);
         const keep = price === o.price && qty < o.qty;
         if (!keep && this.status === 'halted') return rej(type, ts, Reject.BOOK_HALTED);
         if (price !== o.price && !this.band(price)) return rej(type, ts, Reject.ORDER_PRICE_OUTSIDE_BAND);
-        if (notionalOf(i, price, qty) > i.maxNotional) return rej(type, ts, Reject.ORDER_NOTIONAL_TOO_LARGE);
+        if (notionalOf(i, price, total) > i.maxNotional) return rej(type, ts, Reject.ORDER_NOTIONAL_TOO_LARGE);
         if (o.postOnly && price !== o.price && this.crosses(o.side, price)) return rej(type, ts, Reject.BOOK_POST_ONLY_WOULD_TAKE);
         out.push({ type: 'OrderAmended', ts, orderId: o.id, account: o.account, side: o.side, oldPrice: o.price, oldQty: o.qty, price, qty, priorityKept: keep, rested: true });
         o.price = price;
@@ -218,6 +236,7 @@ export class RefBook {
       tif: c.tif,
       price: c.price,
       qty: c.qty,
+      filled: 0,
       stopPrice: stop ? c.stopPrice! : 0,
       expireAt: c.tif === 'GTD' ? c.expireAt! : 0,
       postOnly: c.postOnly === true,
@@ -226,7 +245,7 @@ export class RefBook {
       seq: ++this.seq,
       state: 'resting',
     };
-    const { state: _s, seq: _q, id, ...rest } = o;
+    const { state: _s, seq: _q, filled: _f, id, ...rest } = o;
     out.push({ type: 'OrderAccepted', ts, orderId: id, ...rest });
     if (stop) {
       o.state = 'armed';
@@ -281,7 +300,7 @@ export class RefBook {
     const buy = t.side === 'buy';
     const oppSide: Side = buy ? 'sell' : 'buy';
     const p0 = this.resting(oppSide)[0]?.price ?? 0;
-    const slip = Math.floor((p0 * i.marketMaxSlippageBps) / 10_000);
+    const slip = Number((BigInt(p0) * BigInt(i.marketMaxSlippageBps)) / 10_000n);
     let levels = 0;
     let cur = -1;
     while (t.qty > 0) {
@@ -327,6 +346,8 @@ export class RefBook {
       const q = Math.min(m.qty, t.qty);
       m.qty -= q;
       t.qty -= q;
+      m.filled += q;
+      t.filled += q;
       const n = notionalOf(i, m.price, q);
       out.push({
         type: 'Fill',

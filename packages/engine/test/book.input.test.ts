@@ -114,7 +114,8 @@ const cases: Case[] = [
   ['no type', { ts: 10 }, Reject.PROTO_UNKNOWN_MESSAGE],
 ];
 
-describe('book - bad input', () => {
+describe('book - bad input', function () {
+  this.timeout(60_000);
   for (const [label, cmd, code, prepare] of cases) {
     it(`book - rejects ${label} with ${rejectName(code)}`, () => {
       const b = setup();

@@ -187,14 +187,14 @@ describe('book - GTD expiry and trading status', () => {
     { name: 'halted: new orders are rejected', given: [{ type: 'SetTradingStatus', ts: 1, status: 'halted' }], when: buy(1, 'a', 100, 1), then: [`rejected 1 ${Reject.BOOK_HALTED}`] },
     {
       name: 'halted: cancels and qty-reducing amends are allowed, price amends are not',
-      given: [buy(1, 'a', 100, 5), { type: 'SetTradingStatus', ts: 30, status: 'halted' }, { type: 'AmendOrder', ts: 31, orderId: 1, account: 'a', qty: 4 }],
+      given: [buy(1, 'a', 100, 5, { ts: 1 }), { type: 'SetTradingStatus', ts: 30, status: 'halted' }, { type: 'AmendOrder', ts: 31, orderId: 1, account: 'a', qty: 4 }],
       when: { type: 'AmendOrder', ts: 32, orderId: 1, account: 'a', price: 101 },
       then: [`rejected 1 ${Reject.BOOK_HALTED}`],
       book: ['1 4@100'],
     },
     {
       name: 'closing cancels every resting and armed order in time priority',
-      given: [buy(1, 'a', 100, 1), sell(2, 'b', 105, 1), order({ orderId: 3, account: 'c', orderType: 'stop', tif: 'IOC', price: 0, stopPrice: 110 })],
+      given: [buy(1, 'a', 100, 1, { ts: 1 }), sell(2, 'b', 105, 1, { ts: 2 }), order({ orderId: 3, account: 'c', orderType: 'stop', tif: 'IOC', price: 0, stopPrice: 110, ts: 3 })],
       when: { type: 'SetTradingStatus', ts: 40, status: 'closed' },
       then: ['status closed', 'cancelled 1 1 closed rested', 'cancelled 2 1 closed rested', 'cancelled 3 1 closed'],
       book: [],
@@ -252,4 +252,75 @@ describe('book - order index', () => {
       { numRuns: 200 },
     );
   });
+});
+
+describe('book - amend is FIX cancel/replace: qty is the new total, open = total - executed', () => {
+  // order 1: buy 5 @100, then 3 of it fill: executed 3, open 2, total 5
+  const partly = [buy(1, 'a', 100, 5, { ts: 1 }), buy(2, 'b', 100, 4, { ts: 2 }), sell(9, 'm', 100, 3, { ts: 3 })];
+  const amend = (qty: number | undefined, price?: number): BookCommand => ({ type: 'AmendOrder', ts: 50, orderId: 1, account: 'a', ...(qty === undefined ? {} : { qty }), ...(price === undefined ? {} : { price }) });
+  table([
+    { name: 'a total below what executed cancels the rest', given: partly, when: amend(2), then: ['cancelled 1 2 amendedBelowFilled rested'], book: ['2 4@100'] },
+    { name: 'a total equal to what executed cancels the rest (the order is done), whatever the price', given: partly, when: amend(3, 99), then: ['cancelled 1 2 amendedBelowFilled rested'], book: ['2 4@100'] },
+    { name: 'a total that leaves less open keeps time priority', given: partly, when: amend(4), then: ['amended 1 2@100->1@100 kept'], book: ['1 1@100', '2 4@100'] },
+    { name: 'the same total as before is no change (the fill that raced it is not re-opened)', given: partly, when: amend(5), then: [`rejected 1 ${Reject.BOOK_AMEND_NO_CHANGE}`] },
+    { name: 'a larger total leaves more open and loses time priority', given: partly, when: amend(7), then: ['amended 1 2@100->4@100', 'rested 1 4@100'], book: ['2 4@100', '1 4@100'] },
+    { name: 'a price-only amend keeps the open quantity', given: partly, when: amend(undefined, 99), then: ['amended 1 2@100->2@99', 'rested 1 2@99'], book: ['2 4@100', '1 2@99'] },
+    { name: 'a total at or below what executed cancels even while halted', given: [...partly, { type: 'SetTradingStatus', ts: 4, status: 'halted' }], when: amend(3), then: ['cancelled 1 2 amendedBelowFilled rested'] },
+    {
+      name: 'the notional check applies to the total at the new price',
+      inst: defineInstrument({ symbol: 'N-USD', maxNotional: 600 }),
+      given: [buy(1, 'a', 100, 5, { ts: 1 }), sell(9, 'm', 100, 3, { ts: 3 })],
+      when: amend(undefined, 130),
+      then: [`rejected 1 ${Reject.ORDER_NOTIONAL_TOO_LARGE}`],
+    },
+    {
+      // decrementBoth takes 2 off order 1's total (5 -> 3), then 1 executes: total 3 = executed 1 + open 2
+      name: 'a decrementBoth self-trade reduction lowers the total, not the executed quantity',
+      given: [buy(1, 'a', 100, 5, { ts: 1 }), sell(8, 'a', 100, 2, { ts: 2, stp: 'decrementBoth' }), sell(9, 'm', 100, 1, { ts: 3 })],
+      when: amend(2),
+      then: ['amended 1 2@100->1@100 kept'],
+      book: ['1 1@100'],
+    },
+  ]);
+
+  it('book - executed quantity survives a re-entering amend and is in the order view and the snapshot', () => {
+    const b = new OrderBook(inst);
+    run(b, [...partly, amend(undefined, 99)]);
+    expect(b.order(1)).to.include({ qty: 2, filled: 3 });
+    const r = OrderBook.restore(inst, b.snapshot());
+    expect(r.order(1)).to.include({ qty: 2, filled: 3 });
+    expect(brief(run(r, [amend(3)]))).to.deep.equal(['cancelled 1 2 amendedBelowFilled rested']);
+  });
+});
+
+describe('book - the command clock never goes back', () => {
+  table([
+    { name: 'a command stamped before the last event is refused with the command’s ts', given: [buy(1, 'a', 100, 1, { ts: 10 })], when: buy(2, 'a', 99, 1, { ts: 9 }), then: [`rejected 2 ${Reject.ORDER_INVALID_TIMESTAMP}`] },
+    { name: 'the same ts as the last event is fine', given: [buy(1, 'a', 100, 1, { ts: 10 })], when: buy(2, 'a', 99, 1, { ts: 10 }), then: ['accepted 2', 'rested 2 1@99'] },
+    { name: 'a backwards cancel is refused too', given: [buy(1, 'a', 100, 1, { ts: 10 })], when: { type: 'CancelOrder', ts: 3, orderId: 1, account: 'a' }, then: [`rejected 1 ${Reject.ORDER_INVALID_TIMESTAMP}`] },
+    { name: 'a backwards unknown message is still an unknown message', given: [buy(1, 'a', 100, 1, { ts: 10 })], when: { type: 'Nope', ts: 3 } as unknown as BookCommand, then: [`rejected 0 ${Reject.PROTO_UNKNOWN_MESSAGE}`] },
+    // only events move the clock, so that a recovered book (snapshot + events) refuses exactly what the live one does
+    { name: 'a tick that expired nothing does not move the clock', given: [buy(1, 'a', 100, 1, { ts: 10 }), { type: 'BookTick', ts: 50 }], when: buy(2, 'a', 99, 1, { ts: 20 }), then: ['accepted 2', 'rested 2 1@99'] },
+    { name: 'a rejected command does not move the clock', given: [buy(1, 'a', 100, 1, { ts: 10 }), buy(5, 'a', 100, 0, { ts: 2 ** 50 })], when: buy(2, 'a', 99, 1, { ts: 20 }), then: ['accepted 2', 'rested 2 1@99'] },
+    { name: 'expiry moves the clock', given: [buy(1, 'a', 100, 1, { ts: 10, tif: 'GTD', expireAt: 40 }), { type: 'BookTick', ts: 45 }], when: buy(2, 'a', 99, 1, { ts: 44 }), then: [`rejected 2 ${Reject.ORDER_INVALID_TIMESTAMP}`] },
+  ]);
+
+  it('book - replay restores the clock: a restored book refuses what the live one refuses', () => {
+    const b = new OrderBook(inst);
+    const events = run(b, [buy(1, 'a', 100, 1, { ts: 10 }), sell(2, 'b', 101, 1, { ts: 30 }), { type: 'BookTick', ts: 99 }], true);
+    const r = new OrderBook(inst);
+    for (const e of events) r.apply(e);
+    expect(r.lastTs).to.equal(30);
+    expect(r.snapshot()).to.deep.equal(b.snapshot());
+    expect(brief(run(r, [buy(3, 'a', 99, 1, { ts: 29 })]))).to.deep.equal([`rejected 3 ${Reject.ORDER_INVALID_TIMESTAMP}`]);
+  });
+});
+
+describe('book - price band arithmetic is exact for large prices', () => {
+  // ref * bps and diff * 10000 are beyond 2^53 here; in floats 9207949459508 looks inside the band
+  const big = defineInstrument({ symbol: 'BIG-USD', priceBandBps: 9999, referencePrice: 4_604_204_940_001, maxNotional: 2 ** 50 });
+  table([
+    { name: 'one tick beyond the band edge is refused', inst: big, given: [], when: buy(1, 'a', 9_207_949_459_508, 1, { ts: 1 }), then: [`rejected 1 ${Reject.ORDER_PRICE_OUTSIDE_BAND}`] },
+    { name: 'the band edge itself is accepted', inst: big, given: [], when: buy(1, 'a', 9_207_949_459_507, 1, { ts: 1 }), then: ['accepted 1', 'rested 1 1@9207949459507'] },
+  ]);
 });

@@ -31,6 +31,8 @@ export class Order {
   price = 0;
   /** Open (leaves) quantity. */
   qty = 0;
+  /** Executed (cumulative filled) quantity, across amends. Total order quantity = filled + qty. */
+  filled = 0;
   stopPrice = 0;
   expireAt = 0;
   postOnly = false;
@@ -77,6 +79,7 @@ export class Order {
     this.tif = tif;
     this.price = price;
     this.qty = qty;
+    this.filled = 0;
     this.stopPrice = stopPrice;
     this.expireAt = expireAt;
     this.postOnly = postOnly;

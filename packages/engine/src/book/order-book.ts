@@ -5,10 +5,15 @@
  * `apply(event)` replays one event. Both are integer-only, read no clock and no randomness.
  *
  * Semantics (exact; the reference book in test/book-reference.ts implements the same by brute force):
+ * - A command whose `ts` is earlier than `lastTs` (the `ts` of the last event that was not a rejection) is
+ *   refused with ORDER_INVALID_TIMESTAMP before anything else, expiry included.
  * - Before any command with a valid `ts`, GTD orders with `expireAt <= ts` are cancelled ('expired'), by
  *   (expireAt, orderId).
  * - Matching is strict price-time priority, at the maker's price. A taker finishes completely (fills,
  *   then rests or is cancelled) before any stop is looked at; see StopTriggered for the trigger order.
+ * - Amend (FIX cancel/replace): AmendOrder.qty is the new total; open = total - filled, where `filled`
+ *   counts executions only (a 'decrementBoth' reduction lowers the total, not `filled`). Open <= 0
+ *   cancels the order ('amendedBelowFilled'); a smaller open at the same price keeps time priority.
  * - Time priority (`seq`) is given on acceptance, on re-entry after an amend that loses priority, and
  *   when a stop fires.
  * - Market orders: the best opposite price at arrival P0 bounds the sweep to `marketMaxLevels` levels
@@ -56,7 +61,10 @@ export interface OrderView {
   readonly orderType: OrderType;
   readonly tif: TimeInForce;
   readonly price: number;
+  /** Open (leaves) quantity. */
   readonly qty: number;
+  /** Executed (cumulative filled) quantity; the order's total is `filled + qty`. */
+  readonly filled: number;
   readonly stopPrice: number;
   readonly expireAt: number;
   readonly postOnly: boolean;
@@ -88,12 +96,15 @@ type OrderRow = [
   reduceOnly: boolean,
   stp: SelfTradePrevention,
   seq: number,
+  filled: number,
 ];
 
 export interface BookSnapshot {
-  readonly v: 1;
+  readonly v: 2;
   readonly symbol: string;
   readonly status: TradingStatus;
+  /** `ts` of the last event that was not a CommandRejected; earlier commands are refused. */
+  readonly lastTs: number;
   readonly lastPrice: number;
   readonly referencePrice: number;
   readonly tradeId: number;
@@ -112,6 +123,16 @@ const SWEEP_LIMIT = 2; // next level beyond the taker's own limit or protection 
 const SWEEP_PROTECTION = 3; // next level beyond the instrument's market protection
 
 const NO_KEY = -Infinity;
+
+/** floor(a * b / c) for non-negative safe integers, exact even when a * b is not a safe integer. */
+function mulDivFloor(a: number, b: number, c: number): number {
+  const p = a * b;
+  if (p <= Number.MAX_SAFE_INTEGER) {
+    const q = Math.floor(p / c);
+    return q * c > p ? q - 1 : q; // the float quotient can round up to the next integer near 2^53
+  }
+  return Number((BigInt(a) * BigInt(b)) / BigInt(c));
+}
 
 function isPosInt(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
@@ -158,6 +179,8 @@ export class OrderBook {
   referencePrice = 0;
   tradeId = 0;
   seq = 0;
+  /** `ts` of the book's last event other than CommandRejected: a command with an earlier `ts` is refused. */
+  lastTs = 0;
 
   /** Ascending by key (price), best (highest) last. */
   readonly bids: Level[] = [];
@@ -285,6 +308,20 @@ export class OrderBook {
       this.reject(cmd, isCommandType(type) ? type : 'unknown', 0, isCommandType(type) ? Reject.ORDER_INVALID_TIMESTAMP : Reject.PROTO_UNKNOWN_MESSAGE, out);
       return;
     }
+    if (ts < this.lastTs) {
+      const type = (cmd as { type: unknown }).type;
+      this.reject(cmd, isCommandType(type) ? type : 'unknown', ts, isCommandType(type) ? Reject.ORDER_INVALID_TIMESTAMP : Reject.PROTO_UNKNOWN_MESSAGE, out);
+      return;
+    }
+    const n0 = out.length;
+    this.dispatch(cmd, ts, out);
+    // The clock moves with every event but a rejection (so a rejected command with a wild `ts` cannot lock
+    // the book out); replay does the same in `apply`, so a recovered book refuses what the live one would.
+    const n1 = out.length;
+    if (n1 !== n0 && (n1 - n0 !== 1 || out[n0]!.type !== 'CommandRejected')) this.lastTs = ts;
+  }
+
+  private dispatch(cmd: BookCommand, ts: number, out: BookEvent[]): void {
     switch (cmd.type) {
       case 'NewOrder':
         if (this.expiries.items.length !== 0) this.expire(ts, out);
@@ -331,13 +368,18 @@ export class OrderBook {
     return typeof x === 'string' && x.length > 0 && x.length <= this.limits.idLengthMax;
   }
 
-  /** 0 if `price` is inside the band (or there is none), else the reject code. */
+  /** Whether `price` is outside the band around the reference (false when there is no band or reference). */
   private outsideBand(price: number): boolean {
     if (this.bandBps === 0) return false;
     const ref = this.bandReference();
     if (ref === 0) return false;
     const diff = price > ref ? price - ref : ref - price;
-    return diff * BPS > ref * this.bandBps;
+    const lhs = diff * BPS;
+    const rhs = ref * this.bandBps;
+    // Exact while both products are safe integers (a product that is not rounds to >= 2^53, so the test
+    // itself is exact); beyond that, compare exactly in BigInt.
+    if (lhs <= Number.MAX_SAFE_INTEGER && rhs <= Number.MAX_SAFE_INTEGER) return lhs > rhs;
+    return BigInt(diff) * BigInt(BPS) > BigInt(ref) * BigInt(this.bandBps);
   }
 
   // ---------------------------------------------------------------- NewOrder
@@ -488,7 +530,7 @@ export class OrderBook {
       }
       const p0 = opp[n - 1]!.price;
       if (this.slippageBps !== 0) {
-        const slip = Math.floor((p0 * this.slippageBps) / BPS);
+        const slip = mulDivFloor(p0, this.slippageBps, BPS);
         protKey = t.isBuy ? -(p0 + slip) : p0 - slip;
       }
       maxLevels = this.marketMaxLevels;
@@ -565,6 +607,8 @@ export class OrderBook {
           const q = mq < tq ? mq : tq;
           m.qty = mq - q;
           t.qty = tq - q;
+          m.filled += q;
+          t.filled += q;
           lvl.qty -= q;
           const notional = price * q * qm;
           out.push({
@@ -691,15 +735,18 @@ export class OrderBook {
     if (o === undefined) return this.reject(c, 'AmendOrder', ts, Reject.BOOK_UNKNOWN_ORDER, out);
     if (o.account !== c.account) return this.reject(c, 'AmendOrder', ts, Reject.BOOK_NOT_ORDER_OWNER, out);
     if (o.where !== WHERE_BOOK) return this.reject(c, 'AmendOrder', ts, Reject.BOOK_AMEND_NOT_ALLOWED, out);
+    // FIX OrderCancelReplace: `qty` is the new total; the open quantity is what the total leaves after
+    // what already executed. At or below the executed quantity the order is done.
+    const newQty = qty === undefined ? o.qty : qty - o.filled;
+    if (newQty <= 0) return this.cancelLive(o, ts, 'amendedBelowFilled', out);
     const newPrice = price === undefined ? o.price : price;
-    const newQty = qty === undefined ? o.qty : qty;
     const oldPrice = o.price;
     const oldQty = o.qty;
     if (newPrice === oldPrice && newQty === oldQty) return this.reject(c, 'AmendOrder', ts, Reject.BOOK_AMEND_NO_CHANGE, out);
     const keep = newPrice === oldPrice && newQty < oldQty;
     if (!keep && this.status === 'halted') return this.reject(c, 'AmendOrder', ts, Reject.BOOK_HALTED, out);
     if (newPrice !== oldPrice && this.outsideBand(newPrice)) return this.reject(c, 'AmendOrder', ts, Reject.ORDER_PRICE_OUTSIDE_BAND, out);
-    if (newPrice * newQty * this.quoteMultiplier > this.maxNotional) return this.reject(c, 'AmendOrder', ts, Reject.ORDER_NOTIONAL_TOO_LARGE, out);
+    if (newPrice * (o.filled + newQty) * this.quoteMultiplier > this.maxNotional) return this.reject(c, 'AmendOrder', ts, Reject.ORDER_NOTIONAL_TOO_LARGE, out);
     if (o.postOnly && newPrice !== oldPrice && this.wouldTakeExcept(o, newPrice)) {
       return this.reject(c, 'AmendOrder', ts, Reject.BOOK_POST_ONLY_WOULD_TAKE, out);
     }
@@ -924,6 +971,7 @@ export class OrderBook {
   // ================================================================ apply (replay)
 
   apply(e: BookEvent): void {
+    if (e.type !== 'CommandRejected') this.lastTs = e.ts;
     switch (e.type) {
       case 'OrderAccepted': {
         this.pending = new Order().init(
@@ -950,10 +998,12 @@ export class OrderBook {
         const m = this.orders.get(e.makerOrderId)!;
         const lvl = m.level!;
         m.qty = e.makerRemaining;
+        m.filled += e.qty;
         lvl.qty -= e.qty;
         if (m.qty === 0) this.applyOffBook(m);
         const t = this.pending!;
         t.qty = e.takerRemaining;
+        t.filled += e.qty;
         if (t.qty === 0) this.pending = null;
         this.lastPrice = e.price;
         this.tradeId = e.tradeId;
@@ -1037,9 +1087,10 @@ export class OrderBook {
     for (let i = this.asks.length - 1; i >= 0; i--) for (let o = this.asks[i]!.head; o !== null; o = o.next) asks.push(row(o));
     const stops = [...this.buyStops, ...this.sellStops].sort(bySeq).map(row);
     return {
-      v: 1,
+      v: 2,
       symbol: this.instrument.symbol,
       status: this.status,
+      lastTs: this.lastTs,
       lastPrice: this.lastPrice,
       referencePrice: this.referencePrice,
       tradeId: this.tradeId,
@@ -1052,7 +1103,8 @@ export class OrderBook {
 
   static restore(instrument: Instrument, snap: unknown, limits: BookLimits = defaultBookLimits): OrderBook {
     const s = snap as BookSnapshot;
-    if (s === null || typeof s !== 'object' || s.v !== 1) throw new Error('book: not a book snapshot (v1)');
+    // v1 (before executed quantities were kept) is refused: its orders' totals cannot be known.
+    if (s === null || typeof s !== 'object' || s.v !== 2) throw new Error('book: not a book snapshot (v2)');
     if (s.symbol !== instrument.symbol) throw new Error(`book: snapshot of ${s.symbol}, not ${instrument.symbol}`);
     const b = new OrderBook(instrument, limits);
     b.status = s.status;
@@ -1060,6 +1112,7 @@ export class OrderBook {
     b.referencePrice = s.referencePrice;
     b.tradeId = s.tradeId;
     b.seq = s.seq;
+    b.lastTs = s.lastTs;
     for (const r of s.bids) b.rest(fromRow(r));
     for (const r of s.asks) b.rest(fromRow(r));
     for (const r of s.stops) b.arm(fromRow(r));
@@ -1068,11 +1121,13 @@ export class OrderBook {
 }
 
 function row(o: Order): OrderRow {
-  return [o.id, o.account, o.clientOrderId ?? null, o.side, o.orderType, o.tif, o.price, o.qty, o.stopPrice, o.expireAt, o.postOnly, o.reduceOnly, o.stp, o.seq];
+  return [o.id, o.account, o.clientOrderId ?? null, o.side, o.orderType, o.tif, o.price, o.qty, o.stopPrice, o.expireAt, o.postOnly, o.reduceOnly, o.stp, o.seq, o.filled];
 }
 
 function fromRow(r: OrderRow): Order {
-  return new Order().init(r[0], r[1], r[2] ?? undefined, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]);
+  const o = new Order().init(r[0], r[1], r[2] ?? undefined, r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13]);
+  o.filled = r[14];
+  return o;
 }
 
 function view(o: Order): OrderView {
@@ -1085,6 +1140,7 @@ function view(o: Order): OrderView {
     tif: o.tif,
     price: o.price,
     qty: o.qty,
+    filled: o.filled,
     stopPrice: o.stopPrice,
     expireAt: o.expireAt,
     postOnly: o.postOnly,

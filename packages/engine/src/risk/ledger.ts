@@ -83,7 +83,9 @@ export interface OpenOrder {
   leverage: number;
   holdAsset: string;
   hold: number;
-  /** A pending amend reserved by AmendHold, not yet answered by the book; 0 = none. */
+  /** Executed quantity settled so far (sum of this order's FillSettled qty); the order's total is filled + qty. */
+  filled: number;
+  /** A pending amend reserved by AmendHold, not yet answered by the book; 0 = none. `pendingQty` is the total asked for. */
   pendingPrice: number;
   pendingQty: number;
   liquidation: boolean;
@@ -205,7 +207,7 @@ export function apply(s: LedgerState, e: LedgerEvent): LedgerState {
         orderId: e.orderId, orderSeq: e.orderSeq, clientOrderId: e.clientOrderId, symbol: e.symbol, side: e.side,
         orderType: e.orderType, tif: e.tif, price: e.price, qty: e.qty, stopPrice: e.stopPrice, expireAt: e.expireAt,
         postOnly: e.postOnly, reduceOnly: e.reduceOnly, stp: e.stp, leverage: e.leverage, holdAsset: e.holdAsset,
-        hold: e.hold, pendingPrice: 0, pendingQty: 0, liquidation: e.type === 'LiquidationOrder',
+        hold: e.hold, filled: 0, pendingPrice: 0, pendingQty: 0, liquidation: e.type === 'LiquidationOrder',
       });
       if (e.clientOrderId !== undefined) s.clientIds.set(e.clientOrderId, e.orderId);
       setBalance(s, e.balance);
@@ -231,6 +233,7 @@ export function apply(s: LedgerState, e: LedgerEvent): LedgerState {
     case 'FillSettled': {
       const o = s.orders.get(e.orderId)!;
       o.qty = e.remaining;
+      o.filled += e.qty; // the one sum in apply: FillSettled's shape is shared with read models, so it stays as is
       o.hold = e.orderHold;
       for (const b of e.balances) setBalance(s, b);
       if (e.position) s.positions.set(e.position.symbol, { ...e.position });
@@ -572,28 +575,50 @@ function amendHold(s: LedgerState, c: AmendHold, out: LedgerEvent[]): void {
     if (c.qty < i.minQty) return reject(out, c, ref, Reject.ORDER_QTY_BELOW_MIN, coid);
     if (c.qty > i.maxQty) return reject(out, c, ref, Reject.ORDER_QTY_ABOVE_MAX, coid);
   }
+  // FIX cancel/replace: `c.qty` is the new total order quantity; the book makes the open quantity
+  // total - executed. The book may have executed more than this ledger has settled yet (fills in flight),
+  // so `open` below (total - what the ledger knows executed) is an upper bound of what the book will leave.
   const price = c.price ?? o.price;
-  const qty = c.qty ?? o.qty;
+  const total = c.qty ?? o.filled + o.qty;
+  const open = total - o.filled;
   // Nothing to amend, a second amend before the book answered the first, or a liquidation order: refused.
   if ((c.price === undefined && c.qty === undefined) || o.pendingQty !== 0 || o.liquidation) return reject(out, c, ref, Reject.RISK_INVALID_ORDER, coid);
-  if (price * qty * i.quoteMultiplier > i.maxNotional || qty * i.baseMultiplier > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.ORDER_NOTIONAL_TOO_LARGE, coid);
-  if (o.reduceOnly && qty > o.qty) {
+  if (price * total * i.quoteMultiplier > i.maxNotional || total * i.baseMultiplier > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.ORDER_NOTIONAL_TOO_LARGE, coid);
+  if (o.reduceOnly && open > o.qty) {
     const pos = s.positions.get(o.symbol)?.qty ?? 0;
     const room = o.side === 'buy' ? -pos : pos;
-    if (qty - o.qty + openQty(s, o.symbol, o.side, true) > room) return reject(out, c, ref, Reject.RISK_REDUCE_ONLY_WOULD_INCREASE, coid);
+    if (open - o.qty + openQty(s, o.symbol, o.side, true) > room) return reject(out, c, ref, Reject.RISK_REDUCE_ONLY_WOULD_INCREASE, coid);
   }
-  const newHold = Math.max(o.hold, holdFor(i, o.side, price, qty, o.reduceOnly, o.leverage));
+  const newHold = open <= 0 ? o.hold : amendReserve(i, o, price, open);
   const extra = newHold - o.hold;
-  const notionalAdd = Math.max(0, price * qty - o.price * o.qty) * i.quoteMultiplier;
-  if (extra > 0 || qty > o.qty) {
+  const notionalAdd = Math.max(0, price * open - o.price * o.qty) * i.quoteMultiplier;
+  if (extra > 0 || open > o.qty) {
     if (s.liquidating && !o.reduceOnly) return reject(out, c, ref, Reject.RISK_ACCOUNT_LIQUIDATING, coid);
-    const code = riskChecks(s, i, c.ts, o.side, o.reduceOnly, o.holdAsset, extra, Math.max(0, qty - o.qty), notionalAdd);
+    const code = riskChecks(s, i, c.ts, o.side, o.reduceOnly, o.holdAsset, extra, Math.max(0, open - o.qty), notionalAdd);
     if (code !== 0) return reject(out, c, ref, code, coid);
   }
   emit(s, out, {
-    type: 'HoldChanged', ts: c.ts, orderId: o.orderId, price: o.price, qty: o.qty, pendingPrice: price, pendingQty: qty,
+    type: 'HoldChanged', ts: c.ts, orderId: o.orderId, price: o.price, qty: o.qty, pendingPrice: price, pendingQty: total,
     hold: newHold, balance: balanceAfter(s, o.holdAsset, -extra, extra),
   });
+}
+
+/**
+ * What an order must hold while an amend to (`price`, `open` by this ledger's count) is pending, so that
+ * no interleaving of fills and the amend can need more. Before the book sees the amend, up to `o.qty` more
+ * may fill at the old price (each fill frees what it had reserved at `o.price`); then the amend leaves
+ * `open - f` at `price`. The need after f filled, hold(o.price, o.qty) - hold(o.price, o.qty - f) +
+ * hold(price, max(0, open - f)), is piecewise linear in whole lots and convex (its slope only rises), so its
+ * maximum is at f = 0 or f = o.qty: max(hold(price, open), o.hold + hold(price, open - o.qty)). Margin
+ * holds round initial margin up per computation (divCeil), which can add up to 3 units between the
+ * endpoints; an amend that can raise the need reserves those 3 as well.
+ */
+function amendReserve(i: Instrument, o: OpenOrder, price: number, open: number): number {
+  const atNew = holdFor(i, o.side, price, open, o.reduceOnly, o.leverage);
+  const afterOldFills = open > o.qty ? o.hold + holdFor(i, o.side, price, open - o.qty, o.reduceOnly, o.leverage) : o.hold;
+  const need = Math.max(o.hold, atNew, afterOldFills);
+  const rounding = i.mode === 'margin' && !o.reduceOnly && (open > o.qty || price > o.price) ? 3 : 0;
+  return need + rounding;
 }
 
 // ---- BookReport
@@ -848,7 +873,7 @@ const byKey = <T>(m: Map<string, T>): [string, T][] => [...m.entries()].sort((a,
 
 export function snapshot(s: LedgerState): unknown {
   return {
-    v: 1,
+    v: 2,
     account: s.account,
     accountNo: s.accountNo,
     kind: s.kind,
@@ -857,7 +882,7 @@ export function snapshot(s: LedgerState): unknown {
     transfers: [...s.transfers].sort(),
     orders: [...s.orders.values()].sort((a, b) => a.orderId - b.orderId).map((o) => [
       o.orderId, o.orderSeq, o.clientOrderId ?? null, o.symbol, o.side, o.orderType, o.tif, o.price, o.qty, o.stopPrice,
-      o.expireAt, o.postOnly, o.reduceOnly, o.stp, o.leverage, o.holdAsset, o.hold, o.pendingPrice, o.pendingQty, o.liquidation,
+      o.expireAt, o.postOnly, o.reduceOnly, o.stp, o.leverage, o.holdAsset, o.hold, o.pendingPrice, o.pendingQty, o.liquidation, o.filled,
     ]),
     positions: byKey(s.positions).map(([, p]) => [p.symbol, p.collateral, p.qty, p.entryCost, p.realizedPnl, p.margin]),
     marks: byKey(s.marks),
@@ -870,9 +895,9 @@ export function snapshot(s: LedgerState): unknown {
 }
 
 type Snap = {
-  v: 1; account: string; accountNo: number; kind: LedgerKind; orderSeq: number;
+  v: 2; account: string; accountNo: number; kind: LedgerKind; orderSeq: number;
   balances: [string, number, number][]; transfers: string[];
-  orders: [number, number, string | null, string, Side, OrderType, TimeInForce, number, number, number, number, boolean, boolean, SelfTradePrevention, number, string, number, number, number, boolean][];
+  orders: [number, number, string | null, string, Side, OrderType, TimeInForce, number, number, number, number, boolean, boolean, SelfTradePrevention, number, string, number, number, number, boolean, number][];
   positions: [string, string, number, number, number, number][];
   marks: [string, number][];
   instruments: unknown[][];
@@ -882,7 +907,7 @@ type Snap = {
 
 export function restore(snap: unknown): LedgerState {
   const x = snap as Snap;
-  if (x.v !== 1) throw new Error(`ledger: unknown snapshot version ${String(x.v)}`);
+  if (x.v !== 2) throw new Error(`ledger: unknown snapshot version ${String(x.v)}`);
   const s: LedgerState = {
     account: x.account, accountNo: x.accountNo, kind: x.kind, orderSeq: x.orderSeq,
     balances: new Map(x.balances.map(([a, av, h]) => [a, { available: av, held: h }])),
@@ -895,9 +920,9 @@ export function restore(snap: unknown): LedgerState {
     day: x.day, dayPnl: x.dayPnl, liquidating: x.liquidating,
   };
   for (const r of x.orders) {
-    const [orderId, orderSeq, coid, symbol, side, orderType, tif, price, qty, stopPrice, expireAt, postOnly, reduceOnly, stp, leverage, holdAsset, hold, pendingPrice, pendingQty, liquidation] = r;
+    const [orderId, orderSeq, coid, symbol, side, orderType, tif, price, qty, stopPrice, expireAt, postOnly, reduceOnly, stp, leverage, holdAsset, hold, pendingPrice, pendingQty, liquidation, filled] = r;
     const clientOrderId = coid ?? undefined;
-    s.orders.set(orderId, { orderId, orderSeq, clientOrderId, symbol, side, orderType, tif, price, qty, stopPrice, expireAt, postOnly, reduceOnly, stp, leverage, holdAsset, hold, pendingPrice, pendingQty, liquidation });
+    s.orders.set(orderId, { orderId, orderSeq, clientOrderId, symbol, side, orderType, tif, price, qty, stopPrice, expireAt, postOnly, reduceOnly, stp, leverage, holdAsset, hold, filled, pendingPrice, pendingQty, liquidation });
     if (clientOrderId !== undefined) s.clientIds.set(clientOrderId, orderId);
   }
   for (const row of x.instruments) {
