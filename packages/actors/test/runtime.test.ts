@@ -42,14 +42,15 @@ function makeNode(opts: Partial<ActorNodeOptions> & { journal: MemoryJournal }):
   nodes.push(n);
   return n;
 }
-afterEach(() => {
-  for (const n of nodes.splice(0)) n.kill();
-});
 
 const deposit = (id: string, amount: number) => ({ type: 'Deposit', depositId: id, amount });
 const balance = { type: 'Balance' };
 
 describe('actors - runtime', () => {
+  afterEach(() => {
+    for (const n of nodes.splice(0)) n.kill();
+  });
+
   it('actors - no reply, effect or reliable message before the commit', async () => {
     const g = gate();
     const journal = new MemoryJournal();
