@@ -1,0 +1,13 @@
+/** `bourse migrate --pg URL | --pglite DIR`: create or upgrade the store schema. */
+import { migrate, openStore } from '@bourse/store';
+
+export async function runMigrate(target: { pg: string } | { pglite: string }): Promise<void> {
+  if ('pg' in target) {
+    const report = await migrate(target.pg);
+    console.log(JSON.stringify(report));
+    return;
+  }
+  const store = await openStore({ pglite: target.pglite }); // PGlite migrates itself on open
+  await store.close();
+  console.log(JSON.stringify({ pglite: target.pglite, migrated: true }));
+}
