@@ -193,6 +193,8 @@ export class OrderBook {
   readonly accounts = new Map<string, AccountOrders>();
   readonly expiries = new ExpiryHeap();
 
+  /** Set by `reject` during one `step`: whether the command was refused. */
+  private rejected = false;
   /** Replay only: the incoming order between its first event and its last. */
   private pending: Order | null = null;
   private readonly levelPool: Level[] = [];
@@ -314,11 +316,14 @@ export class OrderBook {
       return;
     }
     const n0 = out.length;
+    this.rejected = false;
     this.dispatch(cmd, ts, out);
     // The clock moves with every event but a rejection (so a rejected command with a wild `ts` cannot lock
     // the book out); replay does the same in `apply`, so a recovered book refuses what the live one would.
-    const n1 = out.length;
-    if (n1 !== n0 && (n1 - n0 !== 1 || out[n0]!.type !== 'CommandRejected')) this.lastTs = ts;
+    // A rejection is always the command's only event after any expiries, so "one event, and it was a
+    // rejection" is exactly "no event but a rejection".
+    const k = out.length - n0;
+    if (k !== 0 && (k !== 1 || !this.rejected)) this.lastTs = ts;
   }
 
   private dispatch(cmd: BookCommand, ts: number, out: BookEvent[]): void {
@@ -362,6 +367,7 @@ export class OrderBook {
     const clientOrderId =
       c !== undefined && typeof c.clientOrderId === 'string' && c.clientOrderId.length <= this.limits.idLengthMax ? c.clientOrderId : undefined;
     out.push({ type: 'CommandRejected', ts, command, orderId, account, clientOrderId, code });
+    this.rejected = true;
   }
 
   private isAccount(x: unknown): x is string {
