@@ -10,7 +10,7 @@
  *   checksumString([[100, 5]], [[101, 7], [102, 1]]) // '100:5:101:7:102:1'
  */
 import { L2_CHECKSUM_DEPTH, type Level } from '@bourse/schemas';
-import { crc32Ascii } from '../util/crc32.js';
+import { crc32, crc32Ascii } from '../util/crc32.js';
 import type { Levels } from './levels.js';
 
 /** The exact string the checksum covers, from best-first level lists (only the first 10 of each count). */
@@ -30,21 +30,52 @@ export function checksumOf(bids: readonly Level[], asks: readonly Level[]): numb
   return crc32Ascii(checksumString(bids, asks));
 }
 
-/** The same checksum straight from the live sides, without building level arrays. */
+/** Scratch for checksumOfLevels: 20 levels of two safe integers and separators fit in 20 * 2 * 17 bytes. */
+const scratch = new Uint8Array(L2_CHECKSUM_DEPTH * 2 * 2 * 17);
+
+/** Writes `n` (a non-negative safe integer) in decimal at `pos`; returns the end. */
+function putInt(pos: number, n: number): number {
+  if (n >= 1e9) {
+    const t = String(n);
+    for (let i = 0; i < t.length; i++) scratch[pos++] = t.charCodeAt(i);
+    return pos;
+  }
+  let digits = 1;
+  for (let t = n; t >= 10; t = (t / 10) | 0) digits++;
+  const end = pos + digits;
+  let p = end;
+  do {
+    const q = (n / 10) | 0;
+    scratch[--p] = 48 + n - q * 10;
+    n = q;
+  } while (n > 0);
+  return end;
+}
+
+/**
+ * The same checksum straight from the live sides: the same bytes, written into a reused buffer instead
+ * of a string (no allocation). The property tests check it against `checksumOf` on every step.
+ */
 export function checksumOfLevels(bids: Levels, asks: Levels): number {
-  let s = '';
   const nb = Math.min(bids.size, L2_CHECKSUM_DEPTH);
   const na = Math.min(asks.size, L2_CHECKSUM_DEPTH);
   const n = Math.max(nb, na);
+  let pos = 0;
   for (let i = 0; i < n; i++) {
     if (i < nb) {
       const p = bids.priceAt(i);
-      s += (s.length === 0 ? '' : ':') + p + ':' + bids.get(p);
+      if (pos > 0) scratch[pos++] = 58; // ':'
+      pos = putInt(pos, p);
+      scratch[pos++] = 58;
+      pos = putInt(pos, bids.get(p));
     }
     if (i < na) {
       const p = asks.priceAt(i);
-      s += (s.length === 0 ? '' : ':') + p + ':' + asks.get(p);
+      if (pos > 0) scratch[pos++] = 58;
+      pos = putInt(pos, p);
+      scratch[pos++] = 58;
+      pos = putInt(pos, asks.get(p));
     }
   }
-  return crc32Ascii(s);
+  return crc32(scratch, 0, pos);
 }

@@ -28,6 +28,7 @@
  */
 import {
   CandleIntervalMs,
+  L2_CHECKSUM_DEPTH,
   candleIntervals,
   mdBatchEventsMax,
   type BookEvent,
@@ -76,6 +77,8 @@ export interface MdState {
   lastPrice: number;
   /** Inputs ignored so far (each one emitted an MdInputIgnored). */
   ignored: number;
+  /** Checksum of the current top 10 levels: derived (not in the snapshot), cached so a delta deep in the book costs no CRC. */
+  checksum: number;
 }
 
 /** Book event types that change nothing visible: accepted and skipped. */
@@ -111,6 +114,7 @@ export function marketDataMachine(symbol: string): StateMachine<MdState, MdComma
       lastTradeId: 0,
       lastPrice: 0,
       ignored: 0,
+      checksum: 0,
     };
   }
 
@@ -248,6 +252,19 @@ export function marketDataMachine(symbol: string): StateMachine<MdState, MdComma
     return res;
   }
 
+  /**
+   * Whether any changed level is, or was, among the side's top 10. A level in the top 10 after the batch
+   * is at least as good as the 10th price; one that left it (removed) was better than the new 10th; one
+   * pushed out was pushed by a better level that changed too. So if none qualifies the checksum stands.
+   */
+  function inTop(levels: Levels, changed: readonly Level[]): boolean {
+    if (changed.length === 0) return false;
+    if (levels.size < L2_CHECKSUM_DEPTH) return true;
+    const tenth = levels.priceAt(L2_CHECKSUM_DEPTH - 1);
+    for (const [price] of changed) if (levels.side === 'buy' ? price >= tenth : price <= tenth) return true;
+    return false;
+  }
+
   function batch(s: MdState, events: readonly unknown[], out: MdEvent[]): void {
     touchedOld[0].clear();
     touchedOld[1].clear();
@@ -267,7 +284,8 @@ export function marketDataMachine(symbol: string): StateMachine<MdState, MdComma
       const asks = changedLevels(s.asks, touchedOld[1], false);
       if (bids.length + asks.length > 0) {
         s.seq++;
-        out.push({ type: 'L2Delta', ts, symbol, seq: s.seq, bids, asks, checksum: checksumOfLevels(s.bids, s.asks) });
+        if (inTop(s.bids, bids) || inTop(s.asks, asks)) s.checksum = checksumOfLevels(s.bids, s.asks);
+        out.push({ type: 'L2Delta', ts, symbol, seq: s.seq, bids, asks, checksum: s.checksum });
       }
     }
     const bidPrice = s.bids.bestPrice(), bidQty = s.bids.bestQty();
@@ -313,6 +331,7 @@ export function marketDataMachine(symbol: string): StateMachine<MdState, MdComma
         for (const [p, q] of x.bids) s.bids.set(p, q);
         for (const [p, q] of x.asks) s.asks.set(p, q);
         s.seq = x.seq;
+        s.checksum = x.checksum;
         break;
       case 'TradeTick':
         s.lastTradeId = x.tradeId;
@@ -375,6 +394,7 @@ export function marketDataMachine(symbol: string): StateMachine<MdState, MdComma
     s.lastTradeId = x.lastTradeId;
     s.lastPrice = x.lastPrice;
     s.ignored = x.ignored;
+    s.checksum = checksumOfLevels(s.bids, s.asks);
     return s;
   }
 
@@ -420,7 +440,7 @@ export function l2Snapshot(state: MdState, ts: number, depth = Infinity): L2Snap
     truncated: bids.length < state.bids.size || asks.length < state.asks.size,
     bids,
     asks,
-    checksum: checksumOfLevels(state.bids, state.asks),
+    checksum: state.checksum,
   };
 }
 
