@@ -4,3 +4,4 @@ export * from './book.js';
 export * from './ledger.js';
 export * from './marketdata.js';
 export * from './machine.js';
+export * from './l2/index.js';
