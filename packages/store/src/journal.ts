@@ -12,6 +12,7 @@
  * expectation insert the same `seq_from`; the unique index lets one commit and the other conflicts.
  */
 import { CompiledQuery } from 'kysely';
+import pg from 'pg';
 import type {
   AppendOptions,
   AppendOutcome,
@@ -24,6 +25,7 @@ import type {
   Snapshot,
 } from '@bourse/actors';
 import { CURRENT_FORMAT, EventCodec } from './codec.js';
+import { copyOutBinary, int8, readInt2, readInt8 } from './pg-copy.js';
 import { backoffMs, defaultRetry, isTransient, sleep, type Connection, type RetryPolicy } from './connect.js';
 import {
   JournalConflictError,
@@ -41,6 +43,8 @@ export interface JournalOptions {
   readonly rowEventsMax?: number;
   /** Default page bound for `read`. Default 8192. */
   readonly pageEventsMax?: number;
+  /** pg only: read pages through binary COPY (no hex decoding of bytea). Default true. */
+  readonly copyReads?: boolean;
 }
 
 /** A batch ready to send: the arrays `bourse_journal_append` takes. */
@@ -69,6 +73,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
   readonly #retry: RetryPolicy;
   readonly #rowEventsMax: number;
   readonly #pageEventsMax: number;
+  readonly #copyReads: boolean;
   #closed = false;
 
   constructor(conn: Connection, opts: JournalOptions = {}) {
@@ -76,6 +81,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
     this.#retry = opts.retry ?? defaultRetry;
     this.#rowEventsMax = opts.rowEventsMax ?? 4096;
     this.#pageEventsMax = opts.pageEventsMax ?? 8192;
+    this.#copyReads = opts.copyReads ?? true;
   }
 
   // ------------------------------------------------------------ append
@@ -232,28 +238,14 @@ export class StoreJournal<E = unknown> implements Journal<E> {
 
   async *read(persistenceId: string, fromSeq: number, options: ReadOptions = {}): AsyncIterable<JournalPage<E>> {
     if (!Number.isSafeInteger(fromSeq) || fromSeq < 1) throw new JournalUsageError(`read ${persistenceId}: fromSeq must be a safe integer >= 1`);
-    const toSeq = options.toSeq ?? Number.MAX_SAFE_INTEGER;
-    const pageEvents = Math.max(1, options.pageEventsMax ?? this.#pageEventsMax);
+    const toSeq = Math.min(Number.MAX_SAFE_INTEGER - 1, Math.floor(options.toSeq ?? Number.MAX_SAFE_INTEGER));
+    if (!(toSeq >= 0)) throw new JournalUsageError(`read ${persistenceId}: toSeq must be a number >= 0`);
+    const pageEvents = Math.max(1, Math.floor(options.pageEventsMax ?? this.#pageEventsMax) || 1);
     let next = fromSeq;
     let first = true;
     while (next <= toSeq) {
       const hi = Math.min(next + pageEvents, toSeq + 1);
-      const rows = first
-        ? await this.#retrying(() =>
-            this.#query<Row>(
-              `select seq_from, seq_to, format, payload from journal
-                where persistence_id = $1 and seq_from < $3
-                  and seq_from >= coalesce((select seq_from from journal where persistence_id = $1 and seq_from <= $2 order by seq_from desc limit 1), $2)
-                order by seq_from`,
-              [persistenceId, next, hi],
-            ),
-          )
-        : await this.#retrying(() =>
-            this.#query<Row>(
-              'select seq_from, seq_to, format, payload from journal where persistence_id = $1 and seq_from >= $2 and seq_from < $3 order by seq_from',
-              [persistenceId, next, hi],
-            ),
-          );
+      const rows = await this.#retrying(() => this.#pageRows(persistenceId, next, hi, first));
       if (rows.length === 0) return;
       const events: E[] = [];
       const pageFrom = next;
@@ -279,6 +271,24 @@ export class StoreJournal<E = unknown> implements Journal<E> {
       // The page ended before its bound: a further row would have started at `next` and been in it.
       if (next < hi) return;
     }
+  }
+
+  /**
+   * The rows of one page: those starting in [next, hi), plus on the first page the row holding `next`.
+   * On a Postgres server through binary COPY (see pg-copy.ts: no hex text step); on PGlite a query.
+   */
+  async #pageRows(persistenceId: string, next: number, hi: number, first: boolean): Promise<Row[]> {
+    if (this.#closed) throw new JournalUsageError('journal is closed');
+    const sql = (id: string, from: string, below: string) =>
+      `select seq_from, seq_to, format, payload from journal
+        where persistence_id = ${id} and seq_from < ${below}
+          and seq_from >= ${first ? `coalesce((select seq_from from journal where persistence_id = ${id} and seq_from <= ${from} order by seq_from desc limit 1), ${from})` : from}
+        order by seq_from`;
+    const pool = this.#conn.pool;
+    if (!pool || !this.#copyReads) return this.#query<Row>(sql('$1', '$2::int8', '$3::int8'), [persistenceId, next, hi]);
+    // COPY takes no parameters: the id goes in as a literal escaped by pg, the bounds as checked integers.
+    const raw = await copyOutBinary(pool, sql(pg.escapeLiteral(persistenceId), int8(next), int8(hi)));
+    return raw.map((f) => ({ seq_from: readInt8(f[0]!), seq_to: readInt8(f[1]!), format: readInt2(f[2]!), payload: f[3]! }));
   }
 
   async highestSeq(persistenceId: string): Promise<number> {

@@ -69,6 +69,16 @@ for (const dialect of testDialects()) {
       expect(await failure(store.journal.append([{ persistenceId: 'c/1', expectedSeq: 5, events: [9] }]))).to.be.instanceOf(JournalConflictError);
     });
 
+    it('journal - any persistence id reads back, quotes, backslashes and dollars included (COPY literal escaping)', async () => {
+      const ids = [`q/it's`, 'q/back\\slash\'', 'q/$1$2 $$x$$', 'q/ünï \\x00', "q/'); drop table journal; --"];
+      for (const id of ids) await store.journal.append([{ persistenceId: id, expectedSeq: 0, events: [{ id }, 2] }]);
+      for (const id of ids) {
+        expect((await readAll(store, id)).events, id).to.deep.equal([{ id }, 2]);
+        expect((await readAll(store, id, 2)).events, id).to.deep.equal([2]);
+      }
+      expect((await readAll(store, "q/it''s")).events).to.deep.equal([]);
+    });
+
     it('journal - rejects a gap ahead of the head and a write into the middle of a row', async () => {
       await store.journal.append([{ persistenceId: 'g/1', expectedSeq: 0, events: [1, 2, 3, 4, 5] }]);
       for (const expectedSeq of [7, 2]) {
