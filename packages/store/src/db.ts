@@ -10,6 +10,12 @@ export interface JournalTable {
   payload: Uint8Array;
 }
 
+/** The newest sequence per persistence id (kept by the append; a reader's hint). */
+export interface JournalHeadTable {
+  persistence_id: string;
+  seq_to: number;
+}
+
 export interface JournalFenceTable {
   scope: string;
   token: number;
@@ -123,6 +129,7 @@ export interface CandleTable {
 export interface Database {
   journal: JournalTable;
   journal_fences: JournalFenceTable;
+  journal_heads: JournalHeadTable;
   snapshots: SnapshotTable;
   projection_checkpoints: ProjectionCheckpointTable;
   orders: OrderTable;

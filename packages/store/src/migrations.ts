@@ -198,11 +198,89 @@ const m003_balances_positions_candles: Migration = {
   },
 };
 
+const m004_journal_heads: Migration = {
+  async up(db: Kysely<any>) {
+    // The newest sequence per persistence id, kept by the append in the same statement, so "which
+    // streams have events beyond a checkpoint" reads one small row per stream instead of probing
+    // the journal's index twice per stream. Only a hint for readers: the journal's own primary key
+    // and predecessor check still decide every append.
+    // Appends wait while this runs (share mode conflicts with their row-exclusive lock), so none
+    // lands between the backfill and the new append function.
+    await sql`lock table journal in share mode`.execute(db);
+    await sql`
+      create table journal_heads (
+        persistence_id text primary key,
+        seq_to bigint not null
+      ) with (fillfactor = 80)`.execute(db);
+    await sql`
+      insert into journal_heads (persistence_id, seq_to)
+      select persistence_id, max(seq_to) from journal group by persistence_id`.execute(db);
+    await sql.raw(`
+      create or replace function bourse_journal_append(
+        p_ids text[], p_froms bigint[], p_tos bigint[], p_checks boolean[], p_offs int[], p_lens int[],
+        p_payload bytea, p_format smallint, p_scopes text[], p_tokens bigint[]
+      ) returns int language plpgsql as $fn$
+      declare
+        n int := coalesce(array_length(p_ids, 1), 0);
+        ok_ids text[];
+        inserted int;
+        bad text;
+      begin
+        if coalesce(array_length(p_scopes, 1), 0) > 0 then
+          with up as (
+            insert into journal_fences as f (scope, token)
+            select s.scope, s.token from unnest(p_scopes, p_tokens) as s(scope, token)
+            on conflict (scope) do update set token = excluded.token where f.token <= excluded.token
+            returning f.scope)
+          select json_agg(json_build_object('scope', s.scope, 'token', s.token,
+                   'stored', (select f.token from journal_fences f where f.scope = s.scope)))::text
+            into bad
+            from unnest(p_scopes, p_tokens) as s(scope, token)
+            where s.scope not in (select up.scope from up);
+          if bad is not null then
+            raise exception using errcode = 'BJ002', message = 'bourse journal fenced', detail = bad;
+          end if;
+        end if;
+        if n = 0 then return 0; end if;
+        with ins as (
+          insert into journal (persistence_id, seq_from, seq_to, format, payload)
+          select t.pid, t.sf, t.st, p_format, substring(p_payload from t.off + 1 for t.len)
+          from unnest(p_ids, p_froms, p_tos, p_checks, p_offs, p_lens) as t(pid, sf, st, chk, off, len)
+          where not t.chk
+             or (case when t.sf = 1
+                   then not exists (select 1 from journal j where j.persistence_id = t.pid)
+                   else (select j.seq_to from journal j where j.persistence_id = t.pid and j.seq_from < t.sf
+                         order by j.seq_from desc limit 1) is not distinct from t.sf - 1
+                 end)
+          on conflict do nothing
+          returning persistence_id)
+        select count(*), array_agg(ins.persistence_id) into inserted, ok_ids from ins;
+        if inserted <> n then
+          select json_agg(json_build_object('id', t.pid, 'expected', t.sf - 1, 'actual',
+                   coalesce((select j.seq_to from journal j where j.persistence_id = t.pid
+                             order by j.seq_from desc limit 1), 0)))::text
+            into bad
+            from unnest(p_ids, p_froms, p_checks) as t(pid, sf, chk)
+            where t.chk and not (t.pid = any(coalesce(ok_ids, '{}')));
+          raise exception using errcode = 'BJ001', message = 'bourse journal conflict', detail = coalesce(bad, '[]');
+        end if;
+        -- The per-id high-water mark, for readers that look for streams with new events (projections).
+        -- In id order, so two appends never wait on each other's head rows in opposite orders.
+        insert into journal_heads as h (persistence_id, seq_to)
+        select t.pid, max(t.st) from unnest(p_ids, p_tos) as t(pid, st) group by t.pid order by t.pid
+        on conflict (persistence_id) do update set seq_to = greatest(h.seq_to, excluded.seq_to);
+        return inserted;
+      end
+      $fn$`).execute(db);
+  },
+};
+
 /** Migrations by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '001_journal': m001_journal,
   '002_orders_trades': m002_orders_trades,
   '003_balances_positions_candles': m003_balances_positions_candles,
+  '004_journal_heads': m004_journal_heads,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -52,21 +52,14 @@ export class ProjectionRunner {
 
   /** Streams of the projection that have events beyond its checkpoint. */
   async lagging(p: Projection): Promise<StreamProgress[]> {
-    // A loose index scan over the journal's primary key lists the distinct ids without reading rows.
+    // One small row per stream (journal_heads, kept by the append), joined to this projection's checkpoints.
     const { rows } = await sql<{ persistence_id: string; head: number; done: number }>`
-      with recursive ids(pid) as (
-        (select persistence_id from journal order by persistence_id limit 1)
-        union all
-        (select (select j.persistence_id from journal j where j.persistence_id > ids.pid order by j.persistence_id limit 1)
-           from ids where ids.pid is not null)
-      )
-      select ids.pid as persistence_id,
-             (select j.seq_to from journal j where j.persistence_id = ids.pid order by j.seq_from desc limit 1) as head,
-             coalesce(c.seq, 0) as done
-        from ids left join projection_checkpoints c on c.projection = ${p.name} and c.persistence_id = ids.pid
-       where ids.pid is not null
-         and (exists (select 1 from unnest(${prefixesOf(p)}::text[]) as x(prefix) where starts_with(ids.pid, x.prefix))
-              or ids.pid = any(${[...(p.streamIds ?? [])]}::text[]))`.execute(this.db);
+      select h.persistence_id, h.seq_to as head, coalesce(c.seq, 0) as done
+        from journal_heads h
+        left join projection_checkpoints c on c.projection = ${p.name} and c.persistence_id = h.persistence_id
+       where h.seq_to > coalesce(c.seq, 0)
+         and (exists (select 1 from unnest(${prefixesOf(p)}::text[]) as x(prefix) where starts_with(h.persistence_id, x.prefix))
+              or h.persistence_id = any(${[...(p.streamIds ?? [])]}::text[]))`.execute(this.db);
     return rows.map((r) => ({ persistenceId: r.persistence_id, head: Number(r.head), done: Number(r.done) })).filter((r) => r.head > r.done);
   }
 
