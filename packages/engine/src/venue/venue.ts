@@ -1,20 +1,21 @@
 /**
  * The venue in one process: every book, ledger and market-data machine of an exchange, wired by the
  * order saga, with no I/O. It is the engine's reference composition. The embedded demo runs it, the
- * integration tests check the guarantees on it, and the actor hosts (actors issue) run the same saga
- * with each machine in its own actor.
+ * integration tests check the guarantees on it, and the actor host (`src/host`) runs the same saga
+ * with each machine in its own entity; the host tests compare the two state for state.
  *
  * The saga, stage by stage (DESIGN.md "Order flow"):
  *
  *   client ── PlaceOrder ──> ledger(account)   pre-trade risk, hold, order id      → OrderHeld | LedgerRejected
  *   OrderHeld ── NewOrder ──> book(symbol)      validate, match, rest               → OrderAccepted, Fill*, ...
- *   book events ─ BookEvents ─> marketdata      BBO, L2 + checksum, tape, candles   → Quote, L2Delta, ...
- *   each order event ─ BookReport ─> ledger     settle (both sides of a Fill), release holds
+ *   each L2-relevant book event ──> marketdata  BBO, L2 + checksum, tape, candles   → Quote, L2Delta, ...
+ *   order events ─ BookReport ─> ledger         settle (both sides of a Fill), release holds
  *   FillSettled ── PostEntry ──> fees, clearing the other legs of fees and realized P&L
  *   MarginCall ── MassCancel ──> margin books   stop adding risk
  *   LiquidationOrder ── NewOrder ──> book       reduce-only market orders that close positions
  *
- * Work is a FIFO queue, so a cascade (fills → settlement → liquidation → fills) runs breadth-first,
+ * Who sends what is in `routing.ts` (pure functions of one event), shared with the actor host in
+ * `src/host`, so the saga is written once. Work is a FIFO queue, so a cascade (fills → settlement → liquidation → fills) runs breadth-first,
  * deterministically, with no recursion. Every call takes the command clock `ts`.
  *
  * @example
@@ -26,7 +27,6 @@
 import type {
   BookCommand,
   BookEvent,
-  HeldOrderFields,
   Instrument,
   LedgerCommand,
   LedgerEvent,
@@ -44,9 +44,10 @@ import { ledgerMachine } from '../risk/index.js';
 import type { LedgerState } from '../risk/index.js';
 import { marketDataMachine } from '../marketdata/index.js';
 import type { MdState } from '../marketdata/index.js';
+import { FEES_ACCOUNT, CLEARING_ACCOUNT, routeBookEvent, routeLedgerEvent, streamOf } from './routing.js';
+import type { Routed } from './routing.js';
 
-export const FEES_ACCOUNT = 'fees';
-export const CLEARING_ACCOUNT = 'clearing';
+export { FEES_ACCOUNT, CLEARING_ACCOUNT, streamOf } from './routing.js';
 
 /** What a client sends to place an order: PlaceOrder without the routing fields, plus the symbol. */
 export type OrderRequest = Omit<PlaceOrder, 'type' | 'ts' | 'instrument'> & { readonly symbol: string };
@@ -70,7 +71,7 @@ interface Hosted<S, C, E> {
   state: S;
 }
 
-type Work = { readonly to: 'book'; readonly symbol: string; readonly cmd: BookCommand } | { readonly to: 'ledger'; readonly account: string; readonly cmd: LedgerCommand };
+type Work = Exclude<Routed, { to: 'md' }>;
 
 export class Venue {
   readonly instruments = new Map<string, Instrument>();
@@ -230,29 +231,10 @@ export class Venue {
     b.state = b.machine.step(b.state, cmd, out);
     const stream = streamOf.book(symbol);
     for (const event of out) this.#emit({ stream, kind: 'book', event });
-    if (out.length) this.#md(symbol, { type: 'BookEvents', events: out });
     const instrument = this.instruments.get(symbol)!;
-    const report = (account: string, event: Extract<LedgerCommand, { type: 'BookReport' }>['event'], ts: number) => {
-      if (this.ledgers.has(account)) this.#queue.push({ to: 'ledger', account, cmd: { type: 'BookReport', ts, instrument, event } });
-    };
-    for (const e of out) {
-      switch (e.type) {
-        case 'OrderAccepted':
-        case 'OrderCancelled':
-        case 'OrderAmended':
-          report(e.account, e, e.ts);
-          break;
-        case 'Fill':
-          report(e.takerAccount, e, e.ts);
-          report(e.makerAccount, e, e.ts);
-          break;
-        case 'CommandRejected':
-          if (e.orderId !== 0 && (e.command === 'NewOrder' || e.command === 'AmendOrder')) report(e.account, e, e.ts);
-          break;
-        default:
-          break; // OrderRested, StopArmed, StopTriggered, status and reference price: nothing for ledgers
-      }
-    }
+    const routed: Routed[] = [];
+    for (const e of out) routeBookEvent(instrument, e, routed);
+    this.#dispatch(routed);
   }
 
   #md(symbol: string, cmd: MdCommand): VenueEvent[] {
@@ -272,59 +254,21 @@ export class Venue {
     l.state = l.machine.step(l.state, cmd, out);
     const stream = streamOf.account(account);
     for (const event of out) this.#emit({ stream, kind: 'ledger', event });
+    const routed: Routed[] = [];
     for (const e of out) {
-      switch (e.type) {
-        case 'Deposited':
-          this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) + e.amount);
-          break;
-        case 'Withdrawn':
-          this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) - e.amount);
-          break;
-        case 'OrderHeld':
-        case 'LiquidationOrder':
-          this.#queue.push({ to: 'book', symbol: e.symbol, cmd: newOrderFrom(e) });
-          break;
-        case 'FillSettled': {
-          const ref = `${e.symbol}:${e.tradeId}:${account}:${e.role}`;
-          if (e.fee !== 0) this.#queue.push({ to: 'ledger', account: FEES_ACCOUNT, cmd: { type: 'PostEntry', ts: e.ts, entryId: `fee:${ref}`, asset: e.feeAsset, amount: e.fee } });
-          if (e.realizedPnl !== 0) this.#queue.push({ to: 'ledger', account: CLEARING_ACCOUNT, cmd: { type: 'PostEntry', ts: e.ts, entryId: `pnl:${ref}`, asset: e.feeAsset, amount: -e.realizedPnl } });
-          break;
-        }
-        case 'MarginCall':
-          for (const [symbol, i] of this.instruments) {
-            if (i.mode === 'margin' && i.quote === e.collateral) this.#queue.push({ to: 'book', symbol, cmd: { type: 'MassCancel', ts: e.ts, account } });
-          }
-          break;
-        default:
-          break;
-      }
+      if (e.type === 'Deposited') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) + e.amount);
+      else if (e.type === 'Withdrawn') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) - e.amount);
+      routeLedgerEvent(account, e, this.instruments.values(), routed);
+    }
+    this.#dispatch(routed);
+  }
+
+  /** Market data is a sink: it runs at once. Books and ledgers queue (breadth-first); unknown ledgers are skipped. */
+  #dispatch(routed: readonly Routed[]): void {
+    for (const r of routed) {
+      if (r.to === 'md') this.#md(r.symbol, r.cmd);
+      else if (r.to === 'book') this.#queue.push(r);
+      else if (this.ledgers.has(r.account)) this.#queue.push(r);
     }
   }
-}
-
-/** Stream (persistence id) names, as an actor host journals them. */
-export const streamOf = {
-  book: (symbol: string) => `book/${symbol}`,
-  md: (symbol: string) => `md/${symbol}`,
-  account: (account: string) => `account/${account}`,
-};
-
-function newOrderFrom(e: HeldOrderFields): BookCommand {
-  return {
-    type: 'NewOrder',
-    ts: e.ts,
-    orderId: e.orderId,
-    account: e.account,
-    ...(e.clientOrderId === undefined ? {} : { clientOrderId: e.clientOrderId }),
-    side: e.side,
-    orderType: e.orderType,
-    tif: e.tif,
-    price: e.price,
-    qty: e.qty,
-    ...(e.stopPrice ? { stopPrice: e.stopPrice } : {}),
-    ...(e.expireAt ? { expireAt: e.expireAt } : {}),
-    postOnly: e.postOnly,
-    reduceOnly: e.reduceOnly,
-    stp: e.stp,
-  };
 }
