@@ -62,6 +62,13 @@ export class GroupCommitter {
   private idleWaiters: (() => void)[] = [];
   /** Called after each append settles, so a node can resume drains paused by backpressure. */
   onRoom: (() => void) | undefined;
+  /**
+   * Called right before a batch is formed, so a companion writer (the cluster's per-shard registry
+   * of entities with unacknowledged outgoing messages) can `add` records that must land in the same
+   * transaction as the events buffered now.
+   */
+  beforeFlush: (() => void) | undefined;
+  private forming = false;
   /** Appends issued, events committed, batches failed. */
   readonly stats = { appends: 0, eventsCommitted: 0, failures: 0, conflicts: 0, fenced: 0 };
 
@@ -93,6 +100,7 @@ export class GroupCommitter {
     }
     for (const ev of events) e.events.push(ev);
     this.bufferedEvents += events.length;
+    if (this.forming) return;
     if (this.bufferedEvents >= this.batchEventsMax) this.flush();
     else if (this.timer === undefined && !this.inFlight) this.timer = this.clock.schedule(this.windowMs, () => this.onTimer());
   }
@@ -116,10 +124,18 @@ export class GroupCommitter {
 
   /** Write what is buffered now, unless an append is in flight (then it follows that one). */
   flush(): void {
-    if (this.inFlight || this.buffer.size === 0) return;
+    if (this.inFlight || this.buffer.size === 0 || this.forming) return;
     if (this.timer !== undefined) {
       this.clock.cancel(this.timer);
       this.timer = undefined;
+    }
+    if (this.beforeFlush) {
+      this.forming = true;
+      try {
+        this.beforeFlush();
+      } finally {
+        this.forming = false;
+      }
     }
     const entries: Entry[] = [];
     for (const e of this.buffer.values()) if (e.epoch === e.p.epoch) entries.push(e);

@@ -48,3 +48,9 @@ export {
   UnreachableError,
   RemoteActorError,
 } from './errors.js';
+export type { ShardId } from './shard.js';
+export { ShardMap, fnv1a32 } from './shard.js';
+export type { NatsTransportOptions } from './nats-transport.js';
+export { NatsTransport, askOver, connectNats } from './nats-transport.js';
+export type { ClusterNodeOptions, ClusterLogRecord, LeaseValue, HeartbeatValue } from './cluster.js';
+export { ClusterNode, openLeaseBucket, preferenceOrder, bucketOf, prefixOf, leaseKey, nodeKey } from './cluster.js';

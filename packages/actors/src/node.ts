@@ -84,6 +84,12 @@ export interface ActorNodeOptions {
   readonly mailboxCommandsMax?: number;
   /** Whether this node hosts `address` now (shard ownership). Default: every address of a known kind. */
   serves?(address: Address): boolean;
+  /**
+   * Called when an entity's unacknowledged outgoing messages may have gone from none to some or back
+   * (after a drain, before its events reach the group commit; and after each recovery). The cluster
+   * keeps its per-shard registry of entities to wake after a failover with this.
+   */
+  onOutboxChange?(address: Address): void;
   onEvent?(event: NodeEvent): void;
 }
 
@@ -240,7 +246,9 @@ export class ActorNode {
   readonly clock: Clock;
   readonly transport: Transport;
   private readonly journal: Journal | undefined;
-  private readonly committer: GroupCommitter | undefined;
+  /** The node's group commit (undefined without a journal); the cluster adds companion writes to it. */
+  readonly committer: GroupCommitter | undefined;
+  private readonly onOutboxChange: ((a: Address) => void) | undefined;
   private readonly kinds = new Map<string, KindRuntime>();
   /** Live cells in least-recently-used order (touching re-inserts). */
   private readonly cells = new Map<Address, Cell>();
@@ -261,6 +269,8 @@ export class ActorNode {
   private readonly mailboxCommandsMax: number;
   private stopped = false;
   private readonly step: unknown[] = [];
+  /** Whether the entity being drained had unacknowledged outgoing messages when its drain began. */
+  private outBefore = false;
   private entityCounter = 0;
   /** Entities whose drain waits for room in the group commit. */
   private paused = new Set<Cell>();
@@ -286,6 +296,7 @@ export class ActorNode {
     this.journal = options.journal;
     this.onEvent = options.onEvent;
     this.servesFn = options.serves;
+    this.onOutboxChange = options.onOutboxChange;
     const p = options.passivation ?? {};
     this.idleMs = p.idleMs ?? 60_000;
     this.activeEntitiesMax = p.activeEntitiesMax ?? 100_000;
@@ -666,6 +677,7 @@ export class ActorNode {
     const def = kind.def;
     const machine = def.machine;
     const startSeq = cell.seq;
+    this.outBefore = cell.outPending > 0;
     const records: unknown[] = [];
     const tmp = this.step;
     let i = 0;
@@ -737,6 +749,8 @@ export class ActorNode {
   /** Give the events to the journal (or treat them as committed when not persistent). */
   private afterDrain(cell: Cell, startSeq: number, records: unknown[]): void {
     this.touch(cell);
+    // Before the events reach the group commit: the registry's record must join the same batch.
+    if (this.onOutboxChange !== undefined && cell.outPending > 0 !== this.outBefore) this.onOutboxChange(cell.address);
     if (!cell.kind.persistent) {
       if (cell.seq !== cell.committedSeq) this.onCommitted(cell, cell.epoch, cell.seq);
       return;
@@ -958,6 +972,7 @@ export class ActorNode {
       cell.status = Status.Active;
       cell.activeSince = this.clock.now();
       this.emit({ type: 'recovered', address: cell.address, seq, snapshotSeq, stashed: cell.inbox.length });
+      this.onOutboxChange?.(cell.address);
       if (cell.outPending > 0) this.sendOutbox(cell);
     } catch (err) {
       if (cell.incarnation !== inc) return;

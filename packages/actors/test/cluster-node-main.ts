@@ -1,0 +1,61 @@
+/**
+ * One cluster node as a process, for the multi-process tests and the bench: the toy bank account kind
+ * over NATS, journaled in Postgres. Configured by env `BOURSE_NODE` (JSON, see `NodeConfig`). Prints
+ * `ready` once started; SIGTERM leaves gracefully (hands its shards off) and exits 0.
+ */
+import { appendFileSync } from 'node:fs';
+import { ClusterNode, connectNats } from '../src/index.js';
+import { accountKind } from './bank.js';
+import { loadStore, type NodeConfig } from './cluster-harness.js';
+
+const cfg = JSON.parse(process.env.BOURSE_NODE ?? '{}') as NodeConfig;
+const pid = process.pid;
+const write = (rec: object): void => appendFileSync(cfg.logFile, JSON.stringify({ ...rec, pid }) + '\n');
+
+const { store } = await loadStore();
+const db = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 4 });
+const nc = await connectNats(cfg.natsUrl, `bourse-${cfg.nodeId}`);
+let staleWriters = 0;
+const node = await ClusterNode.start({
+  nodeId: cfg.nodeId,
+  nc,
+  cluster: cfg.cluster,
+  kinds: [accountKind],
+  journal: db.journal,
+  shards: { account: cfg.shards },
+  leaseTtlMs: cfg.leaseTtlMs ?? 1500,
+  node: {
+    groupCommit: { windowUs: cfg.windowUs ?? 1000, batchEventsMax: 4000 },
+    reliable: { resendMs: 300 },
+    snapshotEventsEvery: 500,
+    onEvent: (e) => {
+      if (e.type === 'stale-writer') staleWriters++;
+    },
+  },
+  onLog: (r) => write(r),
+});
+const stats = (): void => {
+  const gc = node.node.committer!.stats;
+  write({ ev: 'stats', node: cfg.nodeId, t: Date.now(), fenced: gc.fenced, conflicts: gc.conflicts, staleWriters, commands: node.node.stats.commands, ...node.stats });
+};
+const timer = setInterval(stats, 500);
+process.stdout.write('ready\n');
+
+let leaving = false;
+process.on('SIGTERM', () => {
+  if (leaving) return;
+  leaving = true;
+  void (async () => {
+    try {
+      await node.stop();
+      clearInterval(timer);
+      stats();
+      await nc.close();
+      await db.close();
+      process.exit(0);
+    } catch (e) {
+      process.stderr.write(`stop failed: ${(e as Error).stack}\n`);
+      process.exit(1);
+    }
+  })();
+});
