@@ -28,12 +28,14 @@ const seconds = Number(arg('--seconds') ?? 4);
 /** `--only latency`: just the commit-latency phase (for repeated measurement); prints its JSON. */
 const only = arg('--only');
 if (!pgUrl === !pgliteDir) {
-  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency]');
+  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency] [--rate EVENTS_PER_SEC] [--in-flight N]');
   process.exit(2);
 }
 const dialect = pgUrl ? 'pg' : 'pglite';
 /** Appends in flight at once in the commit-latency phase (pg; PGlite has one session: always 1). Default 4. */
 const latencyInFlight = dialect === 'pg' ? Number(arg('--in-flight') ?? 4) : 1;
+/** Offered rate of the commit-latency phase, events/s. Default 100000 (the issue's figure). */
+const latencyRate = Number(arg('--rate') ?? 100_000);
 const log = (s: string) => console.log(s);
 
 // ---------------------------------------------------------------- workload
@@ -136,9 +138,10 @@ async function appendThroughput(store: Store, heads: Map<string, number>): Promi
   return { rate: events / ((performance.now() - t0) / 1000), batches: gc.batches };
 }
 
-async function replay(journal: StoreJournal, heads: Map<string, number>): Promise<{ rate: number; events: number }> {
+async function replay(journal: StoreJournal, heads: Map<string, number>): Promise<{ rate: number; events: number; cpuUsPerEvent: number }> {
   const ids = [...heads.keys()];
   let events = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const CONCURRENCY = dialect === 'pg' ? 4 : 1;
   let next = 0;
@@ -150,8 +153,9 @@ async function replay(journal: StoreJournal, heads: Map<string, number>): Promis
   }
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   const rate = events / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
   for (const [id, h] of heads) if (h > 0 && events === 0) throw new Error(`nothing replayed for ${id}`);
-  return { rate, events };
+  return { rate, events, cpuUsPerEvent: (cpu.user + cpu.system) / events };
 }
 
 interface LatencyResult {
@@ -224,10 +228,10 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
       continue;
     }
     // Send every write that is due now, each stamped with its own intended time; after a burst of
-    // 1 ms worth, yield so the committer's acks are not held up by a generator catching up.
+    // 5 ms worth, yield so the committer's acks are not held up by a generator catching up.
     let burst = 0;
     while (k < total && t0 + k * intervalMs <= now) {
-      if (++burst > offeredPerSec / 1000 / WRITE_EVENTS) {
+      if (++burst > (5 * offeredPerSec) / 1000 / WRITE_EVENTS) {
         await new Promise((r) => setImmediate(r));
         burst = 0;
       }
@@ -315,16 +319,17 @@ async function main() {
     }
 
     const load0 = loadavg()[0]!;
-    const lat = await commitLatency(store, heads, 100_000);
+    const lat = await commitLatency(store, heads, latencyRate);
     log(
-      `commit latency: open loop at 100k events/s offered (a write of 10 events every 0.1 ms, over 1000 ids, each at its intended send time), group commit with no linger, ` +
+      `commit latency: open loop at ${latencyRate} events/s offered (a write of 10 events every ${round(10_000 / latencyRate, 3)} ms, over 1000 ids, each at its intended send time), ` +
+        `group commit with no linger, ${latencyInFlight} append(s) in flight, ` +
         `latency from the intended send time to the commit ack (coordinated-omission free), first 0.5 s excluded, ${seconds} s: ` +
         `p50 ${round(lat.p50)} ms, p99 ${round(lat.p99)} ms, p99.9 ${round(lat.p999)} ms, max ${round(lat.max)} ms; ` +
         `offered ${Math.round(lat.offered)} events/s, acked ${Math.round(lat.achieved)} events/s; generator lag p50 ${round(lat.lagP50, 3)} ms, p99 ${round(lat.lagP99, 3)} ms, max ${round(lat.lagMax)} ms; ` +
         `event-loop delay p99 ${round(lat.loopP99)} ms; ${lat.appends} appends of ${Math.round(lat.appendEventsMean)} events on average, append p50 ${round(lat.appendP50)} ms, p99 ${round(lat.appendP99)} ms; load average ${round(load0)}${lat.starved ? ' — STARVED: the generator could not keep its schedule, latency figures are pessimistic' : ''}`,
     );
     if (only === 'latency') {
-      console.log(JSON.stringify({ dialect, only, commitP99Ms: round(lat.p99), commitP50Ms: round(lat.p50), commitP999Ms: round(lat.p999), commitMaxMs: round(lat.max),
+      console.log(JSON.stringify({ dialect, only, rate: latencyRate, inFlight: latencyInFlight, commitP99Ms: round(lat.p99), commitP50Ms: round(lat.p50), commitP999Ms: round(lat.p999), commitMaxMs: round(lat.max),
         latencyOfferedEventsPerSec: Math.round(lat.offered), generatorLagP99Ms: round(lat.lagP99, 3), eventLoopDelayP99Ms: round(lat.loopP99), generatorStarved: lat.starved,
         latencyAppendP50Ms: round(lat.appendP50), latencyAppendP99Ms: round(lat.appendP99), appendEventsMean: Math.round(lat.appendEventsMean), loadAvg1m: round(loadavg()[0]!) }));
       return;
@@ -341,19 +346,22 @@ async function main() {
     const rep = await replay(store.journal, heads);
     log(
       `replay: journal.read from seq 1 of every id (${heads.size} ids, ${rep.events} events), pages of ≤16384 events, decoded to objects, ${dialect === 'pg' ? 4 : 1} reader(s)` +
-        `${dialect === 'pg' ? ', rows fetched by binary COPY' : ''}: ${Math.round(rep.rate)} events/s`,
+        `${dialect === 'pg' ? ', rows fetched by binary COPY' : ''}: ${Math.round(rep.rate)} events/s (this process: ${round(rep.cpuUsPerEvent, 3)} µs CPU per event)`,
     );
     // For comparison on pg: the same replay through an ordinary query (bytea as hex text).
     const repQ = dialect === 'pg' ? await replay(new StoreJournal(store.connection, { copyReads: false }), heads) : undefined;
-    if (repQ) log(`replay, same but rows fetched by a plain query (bytea as hex text): ${Math.round(repQ.rate)} events/s`);
+    if (repQ) log(`replay, same but rows fetched by a plain query (bytea as hex text): ${Math.round(repQ.rate)} events/s (${round(repQ.cpuUsPerEvent, 3)} µs CPU per event)`);
 
     console.log(
       JSON.stringify({
         dialect,
         eventsPerSec: Math.round(app.rate),
         replayEventsPerSec: Math.round(rep.rate),
-        ...(repQ ? { replayQueryPathEventsPerSec: Math.round(repQ.rate) } : {}),
+        replayCpuUsPerEvent: round(rep.cpuUsPerEvent, 3),
+        ...(repQ ? { replayQueryPathEventsPerSec: Math.round(repQ.rate), replayQueryPathCpuUsPerEvent: round(repQ.cpuUsPerEvent, 3) } : {}),
         commitP99Ms: round(lat.p99),
+        latencyRate,
+        latencyInFlight,
         rawRowsPerSec: Math.round(raw),
         commitP50Ms: round(lat.p50),
         commitP999Ms: round(lat.p999),
