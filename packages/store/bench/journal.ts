@@ -173,6 +173,8 @@ interface LatencyResult {
   lagMax: number;
   /** Event-loop delay over the phase (ms), from perf_hooks. */
   loopP99: number;
+  /** CPU this process used during the phase, % of one core (generator + committer + driver). */
+  cpuPct: number;
   /** The appends (transactions) the committer made: count, mean events, duration p50/p99 (ms). */
   appends: number;
   appendEventsMean: number;
@@ -214,6 +216,7 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
   let ev = 0;
   let done = 0;
   loop.enable();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let k = 0;
   let lastSend = t0;
@@ -258,6 +261,7 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
   await Promise.all(pending);
   loop.disable();
   const elapsed = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   lags.sort((a, b) => a - b);
   const appendEventsMean = appendEvents / Math.max(1, appendMs.length);
@@ -275,6 +279,7 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
     lagP99,
     lagMax: lags.at(-1) ?? NaN,
     loopP99: loop.percentile(99) / 1e6,
+    cpuPct: (100 * (cpu.user + cpu.system)) / 1e6 / elapsed,
     appends: appendMs.length,
     appendEventsMean,
     appendP50: pct(appendMs, 50),
@@ -326,12 +331,12 @@ async function main() {
         `latency from the intended send time to the commit ack (coordinated-omission free), first 0.5 s excluded, ${seconds} s: ` +
         `p50 ${round(lat.p50)} ms, p99 ${round(lat.p99)} ms, p99.9 ${round(lat.p999)} ms, max ${round(lat.max)} ms; ` +
         `offered ${Math.round(lat.offered)} events/s, acked ${Math.round(lat.achieved)} events/s; generator lag p50 ${round(lat.lagP50, 3)} ms, p99 ${round(lat.lagP99, 3)} ms, max ${round(lat.lagMax)} ms; ` +
-        `event-loop delay p99 ${round(lat.loopP99)} ms; ${lat.appends} appends of ${Math.round(lat.appendEventsMean)} events on average, append p50 ${round(lat.appendP50)} ms, p99 ${round(lat.appendP99)} ms; load average ${round(load0)}${lat.starved ? ' — STARVED: the generator could not keep its schedule, latency figures are pessimistic' : ''}`,
+        `event-loop delay p99 ${round(lat.loopP99)} ms; this process used ${Math.round(lat.cpuPct)}% of a core; ${lat.appends} appends of ${Math.round(lat.appendEventsMean)} events on average, append p50 ${round(lat.appendP50)} ms, p99 ${round(lat.appendP99)} ms; load average ${round(load0)}${lat.starved ? ' — STARVED: the generator could not keep its schedule, latency figures are pessimistic' : ''}`,
     );
     if (only === 'latency') {
       console.log(JSON.stringify({ dialect, only, rate: latencyRate, inFlight: latencyInFlight, commitP99Ms: round(lat.p99), commitP50Ms: round(lat.p50), commitP999Ms: round(lat.p999), commitMaxMs: round(lat.max),
         latencyOfferedEventsPerSec: Math.round(lat.offered), generatorLagP99Ms: round(lat.lagP99, 3), eventLoopDelayP99Ms: round(lat.loopP99), generatorStarved: lat.starved,
-        latencyAppendP50Ms: round(lat.appendP50), latencyAppendP99Ms: round(lat.appendP99), appendEventsMean: Math.round(lat.appendEventsMean), loadAvg1m: round(loadavg()[0]!) }));
+        latencyAppendP50Ms: round(lat.appendP50), latencyAppendP99Ms: round(lat.appendP99), cpuPct: Math.round(lat.cpuPct), appendEventsMean: Math.round(lat.appendEventsMean), loadAvg1m: round(loadavg()[0]!) }));
       return;
     }
     const raw = await rawRows(store);
@@ -374,6 +379,7 @@ async function main() {
         generatorStarved: lat.starved,
         latencyAppendP50Ms: round(lat.appendP50),
         latencyAppendP99Ms: round(lat.appendP99),
+        latencyCpuPct: Math.round(lat.cpuPct),
         loadAvg1m: round(loadavg()[0]!),
         eventsVsRaw: round(app.rate / raw),
         eventBytesAlone: single,
