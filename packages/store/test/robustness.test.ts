@@ -93,6 +93,11 @@ describe('store startup [pg]', function () {
       await store.journal.append([{ persistenceId: 't/1', expectedSeq: 1, events: [2] }]);
       await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [app]);
       expect(await store.journal.highestSeq('t/1')).to.equal(2);
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [app]);
+      // A replay (binary COPY on its own pooled client) survives it too.
+      const got: unknown[] = [];
+      for await (const p of store.journal.read('t/1', 1)) got.push(...p.events);
+      expect(got).to.deep.equal([1, 2]);
     } finally {
       await admin.end();
       await cleanup();
