@@ -91,24 +91,28 @@ const json = (v: unknown): any => (typeof v === 'string' ? JSON.parse(v) : v);
 /** Checks, in ONE statement (one snapshot), that a ledger or md stream's read model is exactly its first `cp` events. */
 async function checkRealStream(store: Store, id: string): Promise<number> {
   if (id.startsWith('md/')) {
-    const { rows } = await sql<{ cp: number | null; c: unknown }>`
+    const { rows } = await sql<{ cp: number | null; applied: string; c: unknown }>`
       select (select seq from projection_checkpoints where projection = 'candles' and persistence_id = ${id}) as cp,
+             (select count(*)::int || ',' || coalesce(max(seq), 0) from test_applied where projection = 'candles' and persistence_id = ${id}) as applied,
              (select coalesce(json_agg(json_build_object('interval', interval, 'start_ts', start_ts, 'open', open, 'high', high, 'low', low, 'close', close,
                        'volume', volume, 'trades', trades, 'closed', closed, 'seq', seq) order by interval, start_ts), '[]')::text
                 from candles where instrument = ${id.slice(3)}) as c`.execute(store.db);
     const cp = Number(rows[0]!.cp ?? 0);
+    expect(rows[0]!.applied, `candles of ${id}: every event applied once, up to the checkpoint`).to.equal(`${cp},${cp}`);
     expect(json(rows[0]!.c), `candles of ${id} at checkpoint ${cp}`).to.deep.equal(expectedCandles(id, cp));
     return cp;
   }
   const { kind, account } = ledgerOfStream(id);
-  const { rows } = await sql<{ cp: number | null; b: unknown; p: unknown }>`
+  const { rows } = await sql<{ cp: number | null; applied: string; b: unknown; p: unknown }>`
     select (select seq from projection_checkpoints where projection = 'balances_positions' and persistence_id = ${id}) as cp,
+           (select count(*)::int || ',' || coalesce(max(seq), 0) from test_applied where projection = 'balances_positions' and persistence_id = ${id}) as applied,
            (select coalesce(json_agg(json_build_object('asset', asset, 'available', available, 'held', held, 'seq', seq) order by asset), '[]')::text
               from balances where kind = ${kind} and account = ${account}) as b,
            (select coalesce(json_agg(json_build_object('instrument', instrument, 'qty', qty, 'entry_cost', entry_cost, 'realized_pnl', realized_pnl,
                      'margin', margin, 'seq', seq) order by instrument), '[]')::text
               from positions where ${kind} = 'user' and account = ${account}) as p`.execute(store.db);
   const cp = Number(rows[0]!.cp ?? 0);
+  expect(rows[0]!.applied, `ledger ${id}: every event applied once, up to the checkpoint`).to.equal(`${cp},${cp}`);
   const want = expectedLedger(id, cp);
   expect(json(rows[0]!.b), `balances of ${id} at checkpoint ${cp}`).to.deep.equal(want.b);
   expect(json(rows[0]!.p), `positions of ${id} at checkpoint ${cp}`).to.deep.equal(want.p);
@@ -146,7 +150,16 @@ for (const dialect of testDialects()) {
           const streamId = (s: number) => (s <= 4 ? `${prefix}${s}` : s <= 6 ? `account/p${r}-${s}` : s === 7 ? 'fees' : `md/P${r}-X`);
           const eventAt = (id: string, seq: number): unknown =>
             id.startsWith(prefix) ? { s: id, seq } : id.startsWith('md/') ? mdEventAt(id, seq) : ledgerEventAt(id, seq);
-          const real = [balancesAndPositionsProjection, candlesProjection];
+          // The real projections, each page also recorded (same transaction) so a repeat would show.
+          const real: Projection[] = [balancesAndPositionsProjection, candlesProjection].map((pr: Projection<any>) => ({
+            ...pr,
+            async apply(trx, page) {
+              await pr.apply(trx, page);
+              for (let i = 0; i < page.events.length; i++) {
+                await trx.insertInto('test_applied' as any).values({ projection: pr.name, persistence_id: page.persistenceId, seq: page.fromSeq + i } as any).execute();
+              }
+            },
+          }));
           const projection: Projection = {
             name,
             streamPrefix: prefix,
