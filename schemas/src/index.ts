@@ -5,3 +5,4 @@ export * from './ledger.js';
 export * from './marketdata.js';
 export * from './machine.js';
 export * from './l2/index.js';
+export * from './wire.js';

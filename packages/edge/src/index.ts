@@ -1,1 +1,9 @@
-export {};
+/**
+ * @bourse/edge: the uWebSockets.js gateway (binary WebSocket protocol, HTTP JSON API, metrics) and the
+ * `bourse load` generator. See README.md.
+ */
+export { startEdge, type Edge, type EdgeOptions } from './edge.js';
+export { KeyStore, roleDefaults, type KeySpec, type KeyInfo, type Principal } from './auth.js';
+export { EdgeMetrics } from './metrics.js';
+export { runLoad, type LoadOptions, type LoadResult } from './load.js';
+export type { GatewayExtras } from './gateway.js';
