@@ -7,7 +7,7 @@
  * - Each side keeps its levels in one array sorted ascending by `key`, best level last, so the best
  *   is `levels[levels.length - 1]` and removing it is a `pop()`. `key` is the price for bids and the
  *   negated price for asks; "better" is always "larger key" and a taker's limit is a key bound.
- * - Orders live in a `Map<orderId, Order>` while resting or armed; per-account intrusive lists make
+ * - Orders live in an `OrderIndex` (open addressing, below) while resting or armed; per-account intrusive lists make
  *   mass cancel proportional to the account's orders, not the book.
  */
 import type { OrderType, SelfTradePrevention, Side, TimeInForce } from '@bourse/schemas';
