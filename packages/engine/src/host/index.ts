@@ -1,0 +1,3 @@
+export { openEmbeddedVenue, EmbeddedVenue, type EmbeddedTarget, type EmbeddedVenueOptions } from './embedded.js';
+export { HostJournal, InjectedJournalFault, isRuntimeRecord, type HostJournalFaults, type CommitTap } from './journal.js';
+export { bookKind, ledgerKind, mdKind, registryKind, CLIENT_IDS_MAX, BOOK_REJECTS_MAX, type HostDirectory, type PlaceReply, type BookOutcome } from './kinds.js';
