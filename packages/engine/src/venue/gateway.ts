@@ -13,7 +13,13 @@
  *   promise with an Error, and the caller may retry with the same `clientOrderId`.
  * - `clientOrderId` makes order entry idempotent per account: a resend gets the original answer.
  * - The private stream of an account is its ledger journal (`account/<id>`). `seq` is the journal
- *   sequence, so a client resumes from its last `seq` and never misses or double-counts a fill.
+ *   sequence (increasing, with gaps where runtime records sit), so a client resumes from its last
+ *   `seq` and never misses or double-counts a fill.
+ * - `placeOrder` resolves ok once the ledger's hold AND the book's acceptance are committed; a book
+ *   reject (post-only would take, price band, halted) resolves `{ ok: false, code }` like a risk reject.
+ *
+ * Implementations: `EmbeddedVenue` (src/host/embedded.ts), which also offers `setMarkPrice`, `tick`
+ * and `settle` beyond this interface.
  * - Public streams are the market-data journal of an instrument (`md/<symbol>`), with the L2
  *   sequence and checksum inside the events.
  */
@@ -36,7 +42,12 @@ export interface CommandContext {
 
 export interface PrivateEvent {
   readonly account: string;
-  /** The account ledger's journal sequence: contiguous, starting at 1. */
+  /**
+   * The account ledger's journal sequence: strictly increasing per account, starting at 1, but NOT
+   * contiguous — the actor runtime journals its own records (reliable-message receipts and acks)
+   * in the same stream, and those sequences are skipped. Resume with the last `seq` seen; the stream
+   * never skips or repeats a ledger event. (A session sequence for clients is the edge's own.)
+   */
   readonly seq: number;
   readonly event: LedgerEvent;
 }
