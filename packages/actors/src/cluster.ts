@@ -32,6 +32,11 @@ export interface ClusterNodeOptions {
   readonly cluster: string;
   readonly kinds: readonly EntityKind[];
   readonly journal: Journal;
+  /**
+   * Where the node raises fences and loads shard registries when it claims a shard (default `journal`).
+   * Give it a pool the entity recoveries do not queue on, so a claim is not stuck behind them.
+   */
+  readonly controlJournal?: Journal;
   /** Shard count per kind (fixed forever); kinds not listed get `defaultShards`. */
   readonly shards?: Readonly<Record<string, number>>;
   /** Default 64. */
@@ -432,10 +437,10 @@ export class ClusterNode {
     const sentAt = Date.now();
     this.lastRenew = sentAt;
     try {
-      await this.heartbeat().catch(() => undefined);
       const list = [...this.owned.values()].filter((o) => o.state !== 'stopping');
-      await Promise.all(
-        list.map(async (o) => {
+      await Promise.all([
+        this.heartbeat().catch(() => undefined),
+        ...list.map(async (o) => {
           const t0 = Date.now();
           try {
             const value: LeaseValue = { node: this.nodeId, since: o.since, token: o.token };
@@ -450,7 +455,7 @@ export class ClusterNode {
             if (/wrong last sequence/i.test((e as Error).message)) void this.lose(o, 'lease taken', false);
           }
         }),
-      );
+      ]);
       this.log({ ev: 'renew', node: this.nodeId, t: Date.now(), deadlines: list.filter((o) => o.state !== 'stopping').map((o) => [o.shard.key, o.token, o.deadline]) });
     } finally {
       this.renewing = false;
@@ -480,8 +485,9 @@ export class ClusterNode {
       this.tokens.set(shard.scope, rev);
       try {
         // Raise the fence first: from here on, a deposed owner's appends for this shard fail.
-        await this.opts.journal.append([], { fences: [{ scope: shard.scope, token: rev }] });
-        const reg = new ShardRegistry(shard, this.opts.journal, (err, stale) => {
+        const control = this.opts.controlJournal ?? this.opts.journal;
+        await control.append([], { fences: [{ scope: shard.scope, token: rev }] });
+        const reg = new ShardRegistry(shard, control, (err, stale) => {
           if (this.owned.get(key) === o) void this.lose(o, stale ? 'fenced (registry)' : `registry write failed: ${(err as Error)?.message}`, !stale);
         });
         await reg.load();

@@ -5,7 +5,7 @@ import type { Clock, TimerHandle } from './clock.js';
 import { RealClock } from './clock.js';
 import { AskTimeoutError, RemoteActorError, UnreachableError } from './errors.js';
 import type { ShardMap } from './shard.js';
-import type { Transport, TransportBinding, TransportEndpoint } from './transport.js';
+import type { RequestSink, Transport, TransportBinding, TransportEndpoint } from './transport.js';
 import type { WireAsk, WireReply } from './wire.js';
 
 export interface NatsTransportOptions {
@@ -45,6 +45,21 @@ interface Pending {
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** The answer to one request of a batch: back to the requester's reply subject, batched. */
+class ReplyTo implements RequestSink {
+  constructor(
+    private readonly t: NatsTransport,
+    private readonly subject: string,
+    private readonly id: number,
+  ) {}
+  ok(v: unknown): void {
+    this.t.replyTo(this.subject, this.id, true, v);
+  }
+  fail(e: unknown): void {
+    this.t.replyTo(this.subject, this.id, false, e);
+  }
+}
 
 /**
  * The cluster transport: core NATS request/reply, batched. A message for `kind/id` goes to the subject
@@ -153,22 +168,25 @@ export class NatsTransport implements Transport {
         ep.onDeliver(to, message);
         continue;
       }
-      let p: Promise<unknown>;
+      const sink = new ReplyTo(this, reply ?? '', id);
       try {
-        p = ep.onRequest(to, message);
+        if (ep.onRequestSink) ep.onRequestSink(to, message, sink);
+        else ep.onRequest(to, message).then((v) => sink.ok(v), (e: unknown) => sink.fail(e));
       } catch (e) {
-        p = Promise.reject(e);
+        sink.fail(e);
       }
-      if (!reply) continue;
-      p.then(
-        (v) => this.reply(reply, [id, OK, v]),
-        (e: unknown) =>
-          this.reply(
-            reply,
-            e instanceof UnreachableError ? [id, NOT_HERE] : [id, ERR, { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) }],
-          ),
-      );
     }
+  }
+
+  /** @internal */
+  replyTo(subject: string, id: number, ok: boolean, v: unknown): void {
+    if (!subject) return;
+    if (ok) this.reply(subject, [id, OK, v]);
+    else
+      this.reply(
+        subject,
+        v instanceof UnreachableError ? [id, NOT_HERE] : [id, ERR, { name: v instanceof Error ? v.name : 'Error', message: v instanceof Error ? v.message : String(v) }],
+      );
   }
 
   private reply(subject: string, r: ReplyEntry): void {

@@ -21,7 +21,7 @@ import {
 import type { CommitParticipant, GroupCommitOptions } from './group-commit.js';
 import { GroupCommitter } from './group-commit.js';
 import type { Journal } from './journal.js';
-import type { Transport, TransportBinding, TransportEndpoint } from './transport.js';
+import type { RequestSink, Transport, TransportBinding, TransportEndpoint } from './transport.js';
 import { InProcessTransport } from './transport.js';
 import type { WireAsk, WireReliable, WireReliableAck, WireReply, WireTell } from './wire.js';
 
@@ -225,6 +225,28 @@ interface KindRuntime {
   parent: Ref<unknown> | undefined;
 }
 
+/** Wraps a command's outcome as a {@link WireReply} for a transport sink. */
+class AskSink implements ReplySink {
+  constructor(private readonly sink: RequestSink) {}
+  ok(v: unknown): void {
+    this.sink.ok({ ok: true, v } satisfies WireReply);
+  }
+  fail(e: unknown): void {
+    this.sink.ok({ ok: false, e: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } } satisfies WireReply);
+  }
+}
+
+/** Wraps a reliable message's high-water mark as a {@link WireReliableAck}. */
+class RelSink implements ReplySink {
+  constructor(private readonly sink: RequestSink) {}
+  ok(v: unknown): void {
+    this.sink.ok({ t: 'ack', hwm: v as number } satisfies WireReliableAck);
+  }
+  fail(e: unknown): void {
+    this.sink.fail(e);
+  }
+}
+
 const DRAIN = 0;
 const RECOVER = 1;
 
@@ -328,6 +350,7 @@ export class ActorNode {
       serves: (a) => this.serves(a),
       onDeliver: (to, m) => this.onDeliver(to, m),
       onRequest: (to, m) => this.onRequest(to, m),
+      onRequestSink: (to, m, sink) => this.onRequestSink(to, m, sink),
     };
     this.binding = this.transport.bind(endpoint);
     this.armSweep();
@@ -565,6 +588,15 @@ export class ActorNode {
       (v): WireReply => ({ ok: true, v }),
       (e: unknown): WireReply => ({ ok: false, e: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
     );
+  }
+
+  /** `onRequest` without promises: the answer goes to `sink` (already in wire form). */
+  private onRequestSink(to: Address, message: unknown, sink: RequestSink): void {
+    const m = message as WireAsk | WireReliable;
+    const cell = this.localCell(to);
+    if (cell === undefined) return sink.fail(new UnreachableError(to));
+    if (m.t === 'rel') this.enqueue(cell, new Envelope(In.Reliable, m.msg, new RelSink(sink), m.from, m.seq));
+    else this.enqueue(cell, new Envelope(In.Command, m.cmd, new AskSink(sink)));
   }
 
   // ---------------------------------------------------------------- mailbox

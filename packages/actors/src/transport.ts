@@ -31,6 +31,17 @@ export interface TransportEndpoint {
   serves(to: Address): boolean;
   onDeliver(to: Address, message: unknown): void;
   onRequest(to: Address, message: unknown): Promise<unknown>;
+  /**
+   * Optional fast path of `onRequest` for batched transports: the same answer through a sink, without
+   * a promise per request. `fail` with {@link UnreachableError} means "not served here".
+   */
+  onRequestSink?(to: Address, message: unknown, sink: RequestSink): void;
+}
+
+/** Where a request's answer goes (see {@link TransportEndpoint.onRequestSink}). */
+export interface RequestSink {
+  ok(value: unknown): void;
+  fail(error: unknown): void;
 }
 
 export interface TransportBinding {

@@ -142,7 +142,7 @@ export function nodeEntry(): string {
 }
 
 export function startNode(cfg: NodeConfig): NodeProc {
-  const child = spawn(process.execPath, [nodeEntry()], {
+  const child = spawn(process.execPath, [...(process.env.BOURSE_NODE_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BOURSE_NODE_PROF}`] : []), nodeEntry()], {
     env: { ...process.env, BOURSE_NODE: JSON.stringify(cfg) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

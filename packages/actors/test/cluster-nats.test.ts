@@ -106,4 +106,126 @@ describe('actors - cluster over NATS and Postgres (node processes)', function ()
     expect(ledger.duplicated).to.equal(0);
     expect(ledger.total).to.equal(acked.size);
   });
+  it('actors - crash: 50k+ transfers with retries while random nodes are SIGKILLed and restarted (and one paused past its lease); every acked transfer applied exactly once, money conserved, no shard served by two nodes', async () => {
+    const e = (env = await openClusterEnv({ natsUrl: nats!.url, shards: 32 }));
+    const t0 = Date.now();
+    await Promise.all(['n1', 'n2', 'n3'].map((n) => e.start(n)));
+    await waitFor('all shards owned', async () => [...(await shardsByNode(e)).values()].reduce((a, b) => a + b, 0) === 32, 20_000);
+    const ACCOUNTS = 200;
+    const INITIAL = 1_000_000;
+    const TRANSFERS = Number(process.env.BOURSE_CRASH_TRANSFERS ?? 50_000);
+    const deposits = new Map<string, { account: string; amount: number }>();
+    await Promise.all(
+      Array.from({ length: ACCOUNTS }, async (_, i) => {
+        await e.askRetry(`account/a${i}`, { type: 'Deposit', depositId: `init-a${i}`, amount: INITIAL }, Date.now() + 30_000);
+        deposits.set(`init-a${i}`, { account: `a${i}`, amount: INITIAL });
+      }),
+    );
+    // Transfers from a window of concurrent callers, each retried (same id) until answered.
+    const transfers = new Map<string, { from: string; to: string; amount: number; outcome: string }>();
+    const served: { issued: number; replied: number; shard: string }[] = [];
+    const shardsMap = e.client['shards'] as import('../src/index.js').ShardMap;
+    let next = 0;
+    let rnd = 0x2545f491;
+    const rand = (n: number): number => {
+      rnd ^= rnd << 13;
+      rnd ^= rnd >>> 17;
+      rnd ^= rnd << 5;
+      return (rnd >>> 0) % n;
+    };
+    const loadStart = Date.now();
+    // The fault plan (bounded): SIGKILL a random node and restart it, or SIGSTOP one past its lease
+    // (a paused owner is the split brain the journal fence must stop), every 2.5-4 s. The callers keep
+    // going until the plan is done, and at least TRANSFERS transfers.
+    const plan: ('kill' | 'pause')[] = ['kill', 'kill', 'pause', 'kill', 'kill'];
+    let faultsDone = false;
+    const worker = async (): Promise<void> => {
+      while (next < TRANSFERS || !faultsDone) {
+        const k = next++;
+        const from = `a${rand(ACCOUNTS)}`;
+        let to = `a${rand(ACCOUNTS)}`;
+        if (to === from) to = from === 'a0' ? 'a1' : 'a0';
+        const amount = 1 + rand(50);
+        const cmd = { type: 'Transfer', transferId: `t${k}`, to, amount };
+        const deadline = Date.now() + 90_000;
+        for (;;) {
+          const issued = Date.now();
+          try {
+            const r = await e.ask<string>(`account/${from}`, cmd, 3000);
+            served.push({ issued, replied: Date.now(), shard: shardsMap.shardOf(`account/${from}`).key });
+            transfers.set(`t${k}`, { from, to, amount, outcome: r });
+            break;
+          } catch (err) {
+            if (Date.now() > deadline) throw err;
+          }
+        }
+      }
+    };
+    const workers = Promise.all(Array.from({ length: 1500 }, worker));
+    const kills: { node: string; pid: number; at: number }[] = [];
+    const pauses: { node: string; pid: number; at: number; ms: number }[] = [];
+    for (const fault of plan) {
+      await sleep(2500 + rand(1500));
+      const node = `n${1 + rand(3)}`;
+      const p = e.procs.get(node)!;
+      if (fault === 'kill') {
+        const at = e.kill(node);
+        kills.push({ node, pid: p.pid, at });
+        await sleep(200);
+        await e.start(node);
+      } else {
+        const ms = 2500;
+        pauses.push({ node, pid: p.pid, at: Date.now(), ms });
+        process.kill(p.pid, 'SIGSTOP');
+        await sleep(ms);
+        process.kill(p.pid, 'SIGCONT');
+      }
+    }
+    faultsDone = true;
+    await workers;
+    const loadMs = Date.now() - loadStart;
+    // Let the reliable credits drain: the money total converges to the deposits.
+    const expected = ACCOUNTS * INITIAL;
+    let sum = 0;
+    await waitFor(
+      'money to converge',
+      async () => {
+        const bal = await Promise.all(Array.from({ length: ACCOUNTS }, (_, i) => e.askRetry<number>(`account/a${i}`, { type: 'Balance' }, Date.now() + 10_000)));
+        sum = bal.reduce((a, b) => a + b, 0);
+        return sum === expected;
+      },
+      60_000,
+    ).catch(() => undefined);
+    const endT = Date.now();
+    const logs = e.logs();
+    const intervals = servingIntervals(logs, e.killedAt, endT);
+    // Failover: from the SIGKILL to the first command (issued after it) answered for a shard the dead node served.
+    const failovers: number[] = [];
+    for (const k of kills) {
+      const shards = servedAt(intervals, k.pid, k.at - 1);
+      let first = Infinity;
+      for (const s of served) if (s.issued >= k.at && shards.has(s.shard) && s.replied < first) first = s.replied;
+      if (shards.size > 0 && first !== Infinity) failovers.push(first - k.at);
+      console.log(`      kill ${k.node} (pid ${k.pid}) at +${((k.at - t0) / 1000).toFixed(1)}s: ${shards.size} shards; first command served by the new owner after ${first - k.at} ms`);
+    }
+    const stats = sumStats(logs);
+    const ok = [...transfers.values()].filter((t) => t.outcome === 'ok').length;
+    console.log(
+      `      ${transfers.size} transfers acked (${ok} ok) in ${(loadMs / 1000).toFixed(1)} s (${Math.round(transfers.size / (loadMs / 1000))}/s) with ${kills.length} kills; ` +
+        `${pauses.length} pause(s) of ${pauses[0]?.ms} ms; failover median ${median(failovers)} ms, max ${Math.max(...failovers)} ms; ` +
+        `journal rejected ${stats.fenced} fenced batches and ${stats.conflicts} sequence conflicts (${stats.staleWriters} stale entities)`,
+    );
+    expect(transfers.size).to.be.at.least(TRANSFERS);
+    expect(kills.length).to.be.greaterThan(1);
+    expect(sum, 'money conserved (live balances)').to.equal(expected);
+    const ledger = checkLedger(await readAccounts(e.journal, ACCOUNTS), deposits, transfers);
+    expect(ledger.problems, ledger.problems.join('\n')).to.deep.equal([]);
+    expect(ledger.lostAcked).to.equal(0);
+    expect(ledger.duplicated).to.equal(0);
+    expect(ledger.uncredited).to.equal(0);
+    expect(ledger.total, 'money conserved (journal)').to.equal(expected);
+    const bad = overlaps(intervals);
+    expect(bad.map(([a, b]) => `${a.shard}: ${a.node}/${a.pid} [${a.from},${a.to}) vs ${b.node}/${b.pid} [${b.from},${b.to})`)).to.deep.equal([]);
+    expect(failovers.length).to.be.greaterThan(0);
+  });
 });

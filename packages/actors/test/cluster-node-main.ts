@@ -4,7 +4,7 @@
  * `ready` once started; SIGTERM leaves gracefully (hands its shards off) and exits 0.
  */
 import { appendFileSync } from 'node:fs';
-import { ClusterNode, connectNats } from '../src/index.js';
+import { ClusterNode, connectNats, splitJournal } from '../src/index.js';
 import { accountKind } from './bank.js';
 import { loadStore, type NodeConfig } from './cluster-harness.js';
 
@@ -13,7 +13,9 @@ const pid = process.pid;
 const write = (rec: object): void => appendFileSync(cfg.logFile, JSON.stringify({ ...rec, pid }) + '\n');
 
 const { store } = await loadStore();
-const db = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 4 });
+// Two pools on one database: appends and claims on one, entity recovery reads on the other.
+const db = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 2 });
+const dbRead = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 4 });
 const nc = await connectNats(cfg.natsUrl, `bourse-${cfg.nodeId}`);
 let staleWriters = 0;
 const node = await ClusterNode.start({
@@ -21,12 +23,13 @@ const node = await ClusterNode.start({
   nc,
   cluster: cfg.cluster,
   kinds: [accountKind],
-  journal: db.journal,
+  journal: splitJournal(db.journal, dbRead.journal),
+  controlJournal: db.journal,
   shards: { account: cfg.shards },
   leaseTtlMs: cfg.leaseTtlMs ?? 1500,
   node: {
     groupCommit: { windowUs: cfg.windowUs ?? 1000, batchEventsMax: 4000 },
-    reliable: { resendMs: 300 },
+    reliable: { resendMs: 1000, attemptTimeoutMs: 3000 },
     snapshotEventsEvery: 500,
     onEvent: (e) => {
       if (e.type === 'stale-writer') staleWriters++;
@@ -52,6 +55,7 @@ process.on('SIGTERM', () => {
       stats();
       await nc.close();
       await db.close();
+      await dbRead.close();
       process.exit(0);
     } catch (e) {
       process.stderr.write(`stop failed: ${(e as Error).stack}\n`);

@@ -92,16 +92,18 @@ export async function openClusterEnv(o: { natsUrl: string; shards?: number; leas
     },
     logs: () => readLog(logFile),
     async close() {
-      for (const p of allProcs) {
-        if (!p.exited) {
+      // Graceful first (SIGTERM), SIGKILL by pid after a grace period.
+      await Promise.all(
+        allProcs.map(async (p) => {
+          if (p.exited) return;
           try {
-            process.kill(p.pid, 'SIGKILL');
+            process.kill(p.pid, 'SIGTERM');
           } catch {
             /* gone */
           }
           await waitExit(p.child, 5000);
-        }
-      }
+        }),
+      );
       client.close();
       await nc.close().catch(() => undefined);
       await db.close().catch(() => undefined);
