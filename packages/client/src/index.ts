@@ -6,3 +6,4 @@ export { BourseClient, AuthError, type ClientOptions, type PlaceRequest, type Pr
 export { encodeFrame, decodeFrame } from './codec.js';
 export { RawConnection, type AnyFrame } from './raw.js';
 export { LocalBook } from '@bourse/schemas';
+export { rejectName as rejectNameOf, Reject } from '@bourse/schemas';
