@@ -3,7 +3,7 @@
  * commit, reliable saga messages) on PGlite and on Postgres, with ack latency.
  *
  *   pnpm exec tsc -b packages/engine && node packages/engine/dist/bench/gateway.js [--seconds 5] [--clients 64] [--window 64]
- *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500]
+ *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500] [--in-flight 256]
  *
  * Method: one instrument, `--accounts` funded accounts. `--clients` closed-loop clients each keep
  * `--window` placeOrder calls in flight (so up to clients×window outstanding), back to back for
@@ -61,7 +61,7 @@ function pct(sorted: number[], p: number): number {
 
 async function run(target: EmbeddedTarget | { memory: true }) {
   if ('memory' in target) target = { journal: new MemoryJournal() };
-  const v = await openEmbeddedVenue(target, { instruments: [SPOT], tickMs: 0, projectionIntervalMs: flag('projections') ? 100 : 0, groupCommit: { windowUs } });
+  const v = await openEmbeddedVenue(target, { instruments: [SPOT], tickMs: 0, projectionIntervalMs: flag('projections') ? 100 : 0, groupCommit: { windowUs }, ordersInFlightMax: opt('in-flight', 256) });
   try {
     const names = Array.from({ length: accounts }, (_, i) => `b${i}`);
     for (const a of names) {
@@ -137,6 +137,7 @@ async function run(target: EmbeddedTarget | { memory: true }) {
       rowsPerAppend: appends ? Math.round(((s1.rows - s0.rows) / appends) * 10) / 10 : 0,
       appendMsAvg: appends ? Math.round(((s1.appendMs - s0.appendMs) / appends) * 100) / 100 : 0,
       cpuPct: Math.round(((cpu.user + cpu.system) / 1e4 / dt) * 10) / 10,
+      cpuUsPerOrder: acked + rejected ? Math.round((cpu.user + cpu.system) / (acked + rejected)) : 0,
       node: { ...v.node.stats },
     };
   } finally {

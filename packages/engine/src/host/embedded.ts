@@ -56,6 +56,12 @@ export interface EmbeddedVenueOptions {
   readonly tickMs?: number;
   /** Read-model projection poll interval (ms); 0 = no projection runner. Default 100. */
   readonly projectionIntervalMs?: number;
+  /**
+   * Orders in the saga at once; more wait in a FIFO at the gateway (admission control). The actor
+   * runtime's per-message costs grow with its unacknowledged backlog, so throughput is highest at a
+   * moderate depth and holds there under overload. Default 256.
+   */
+  readonly ordersInFlightMax?: number;
   /** Runtime events (recoveries, journal failures) and background errors. */
   readonly onEvent?: (e: NodeEvent | { type: 'error'; where: string; error: unknown }) => void;
 }
@@ -64,6 +70,7 @@ const OK = { ok: true } as const;
 const ACCOUNT_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
 const STATUSES = new Set<TradingStatus>(['open', 'halted', 'closed']);
 const SIDES = new Set<Side>(['buy', 'sell']);
+const ORDER_FIELDS = ['clientOrderId', 'side', 'orderType', 'tif', 'price', 'qty', 'stopPrice', 'expireAt', 'postOnly', 'reduceOnly', 'stp', 'leverage'] as const;
 
 function reject(code: RejectCode, message: string): { ok: false; code: RejectCode; message: string } {
   return { ok: false, code, message };
@@ -94,7 +101,9 @@ export async function openEmbeddedVenue(target: EmbeddedTarget, options: Embedde
 }
 
 interface Waiter {
+  readonly deadline: number;
   resolve(o: BookOutcome): void;
+  fail(e: Error): void;
 }
 
 export class EmbeddedVenue implements VenueGateway {
@@ -113,9 +122,14 @@ export class EmbeddedVenue implements VenueGateway {
   readonly #waiters = new Map<number, Waiter[]>();
   readonly #early = new Map<number, BookOutcome>();
   #ticker: ReturnType<typeof setInterval> | undefined;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   #projections: { stop(): Promise<void> } | undefined;
   #closed = false;
   #lastTs = 0;
+  #inFlight = 0;
+  readonly #inFlightMax: number;
+  #admission: (() => void)[] = [];
+  #admissionHead = 0;
 
   constructor(
     inner: Journal,
@@ -132,6 +146,7 @@ export class EmbeddedVenue implements VenueGateway {
     }
     this.#now = options.now ?? Date.now;
     this.#askMs = options.askTimeoutMs ?? 15_000;
+    this.#inFlightMax = Math.max(1, options.ordersInFlightMax ?? 256);
     this.#onEvent = options.onEvent;
     this.journal = new HostJournal(inner, (pid, from, recs) => this.#tap(pid, from, recs));
     const dir: HostDirectory = { instruments: this.#instruments, accountNo: (a) => this.#accounts.get(a) };
@@ -158,6 +173,8 @@ export class EmbeddedVenue implements VenueGateway {
     for (const s of this.#instruments.keys()) all.push(`book/${s}`, `md/${s}`);
     this.node.wake(all);
     await Promise.all([...this.#instruments.keys()].map((s) => this.#loadShadow(s)));
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.min(1_000, this.#askMs / 4)));
+    this.#sweeper.unref?.();
     const tickMs = this.options.tickMs ?? 1000;
     if (tickMs > 0) {
       this.#ticker = setInterval(() => void this.tick().catch((error: unknown) => this.#report('tick', error)), tickMs);
@@ -181,7 +198,26 @@ export class EmbeddedVenue implements VenueGateway {
 
   // ---------------------------------------------------------------- order entry
 
-  async placeOrder(account: string, req: OrderRequest, _ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
+  async placeOrder(account: string, req: OrderRequest, ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
+    if (this.#inFlight >= this.#inFlightMax) await new Promise<void>((r) => this.#admission.push(r));
+    this.#inFlight++;
+    try {
+      return await this.#placeOrder(account, req, ctx);
+    } finally {
+      this.#inFlight--;
+      if (this.#admissionHead < this.#admission.length) {
+        const next = this.#admission[this.#admissionHead]!;
+        this.#admission[this.#admissionHead++] = undefined as never;
+        if (this.#admissionHead > 1024 && this.#admissionHead * 2 > this.#admission.length) {
+          this.#admission = this.#admission.slice(this.#admissionHead);
+          this.#admissionHead = 0;
+        }
+        next();
+      }
+    }
+  }
+
+  async #placeOrder(account: string, req: OrderRequest, _ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
     const bad = this.#checkAccount(account);
     if (bad) return bad;
     if (typeof req !== 'object' || req === null) return reject(Reject.PROTO_BAD_FIELD, 'order must be an object');
@@ -190,8 +226,12 @@ export class EmbeddedVenue implements VenueGateway {
     if (req.clientOrderId !== undefined && (typeof req.clientOrderId !== 'string' || req.clientOrderId.length > 64)) {
       return reject(Reject.ORDER_INVALID_CLIENT_ORDER_ID, 'clientOrderId must be a string of at most 64 characters');
     }
-    const { symbol: _s, ...fields } = req;
-    const cmd = { ...fields, type: 'PlaceOrder' as const, ts: this.#ts(), instrument };
+    // Copy the known fields (no object rest/spread on the hot path; unknown keys do not travel).
+    const cmd: Record<string, unknown> = { type: 'PlaceOrder', ts: this.#ts(), instrument };
+    for (const k of ORDER_FIELDS) {
+      const x = (req as unknown as Record<string, unknown>)[k];
+      if (x !== undefined) cmd[k] = x;
+    }
     const r = await this.node.ask<PlaceReply>(`account/${account}`, { a: account, c: { type: '$place', cmd } }, this.#askMs);
     if (r.code !== 0) return reject(r.code, r.duplicate ? 'rejected (resent clientOrderId: the original answer)' : 'rejected by risk');
     const outcome = r.duplicate ? await this.#outcomeOf(r.symbol, r.orderId) : await this.#waitOutcome(r.orderId);
@@ -405,18 +445,9 @@ export class EmbeddedVenue implements VenueGateway {
       this.#early.delete(orderId);
       return Promise.resolve(early);
     }
+    // One sweep timer for all waiters (no timer per order): see #sweep.
     return new Promise<BookOutcome>((resolve, rejectP) => {
-      const timer = setTimeout(() => {
-        this.#dropWaiter(orderId);
-        rejectP(new Error(`no book decision on order ${orderId} within ${this.#askMs} ms (retry with the same clientOrderId)`));
-      }, this.#askMs);
-      const w: Waiter = {
-        resolve: (o) => {
-          clearTimeout(timer);
-          if (o.state === 'pending') rejectP(new Error('venue stopped'));
-          else resolve(o);
-        },
-      };
+      const w: Waiter = { deadline: Date.now() + this.#askMs, resolve, fail: rejectP };
       const list = this.#waiters.get(orderId);
       if (list) list.push(w);
       else this.#waiters.set(orderId, [w]);
@@ -428,8 +459,21 @@ export class EmbeddedVenue implements VenueGateway {
   }
 
   #failWaiters(): void {
-    for (const list of this.#waiters.values()) for (const w of list) w.resolve({ state: 'pending' });
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    const err = new Error('venue stopped before the book decided (retry with the same clientOrderId)');
+    for (const list of this.#waiters.values()) for (const w of list) w.fail(err);
     this.#waiters.clear();
+  }
+
+  /** Fails waiters past their deadline: the answer is unknown, the client retries with its clientOrderId. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const [orderId, list] of this.#waiters) {
+      if (list[0]!.deadline > now) continue;
+      this.#waiters.delete(orderId);
+      const err = new Error(`no book decision on order ${orderId} within ${this.#askMs} ms (retry with the same clientOrderId)`);
+      for (const w of list) w.fail(err);
+    }
   }
 
   #decided(orderId: number, o: BookOutcome): void {

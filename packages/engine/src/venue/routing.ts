@@ -11,7 +11,7 @@
  *   OrderCancelled, OrderAmended           → ledger    BookReport
  *   Fill                                   → ledgers   BookReport to taker and maker
  *   CommandRejected (NewOrder, AmendOrder) → ledger    BookReport
- *   OrderRested, Fill, OrderCancelled, OrderAmended → md (a bare book event: a batch of one)
+ *   OrderRested, Fill, OrderCancelled/OrderAmended of a rested order → md (a bare book event: a batch of one)
  *
  * Two choices, both the same in every host:
  * - Market data gets one message per L2-relevant book event, not one per book command: an outbox
@@ -38,9 +38,21 @@ export const streamOf = {
   account: (account: string) => `account/${account}`,
 };
 
-/** Whether a book event moves L2, trades or candles (what the market-data machine uses). */
+/**
+ * Whether a book event moves L2, trades or candles (what the market-data machine uses). A cancel or
+ * amend of an order that never rested (an IOC remainder, a decremented STP taker) moves nothing.
+ */
 export function isMdRelevant(e: BookEvent): boolean {
-  return e.type === 'OrderRested' || e.type === 'Fill' || e.type === 'OrderCancelled' || e.type === 'OrderAmended';
+  switch (e.type) {
+    case 'OrderRested':
+    case 'Fill':
+      return true;
+    case 'OrderCancelled':
+    case 'OrderAmended':
+      return e.rested !== false;
+    default:
+      return false;
+  }
 }
 
 /** The messages one event of book `instrument` sends, appended to `out` in saga order. */
