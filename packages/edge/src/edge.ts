@@ -87,6 +87,8 @@ export class Session {
   readonly privateSubs = new Map<string, Unsubscribe>();
   /** Orders that may rest, newest last; bounded (oldest forgotten first). */
   readonly orders = new Map<number, SessionOrder>();
+  /** Encoded frames waiting for this turn's flush. */
+  outQ: Uint8Array[] = [];
   constructor(readonly id: string, readonly remote: string, nowMs: number, preAuthRate: number) {
     this.lastRecvMs = nowMs;
     this.openedMs = nowMs;
@@ -131,10 +133,33 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const app: TemplatedApp = App();
 
   // ------------------------------------------------------------ sending
+  // Frames queue per session and go out once per event-loop turn, all of a session's frames in one
+  // corked write: answers and private events from gateway callbacks would otherwise cost one syscall
+  // each. A session's frames keep their order; before a topic subscription the queue is flushed, so
+  // that published frames never overtake the frames sent before them.
+  const dirty: Session[] = [];
+  let flushScheduled = false;
+  const flushSession = (s: Session): void => {
+    const q = s.outQ;
+    if (q.length === 0) return;
+    s.outQ = [];
+    if (s.closed) return;
+    s.ws.cork(() => {
+      for (const b of q) s.ws.send(b, true);
+    });
+  };
+  const flushAll = (): void => {
+    flushScheduled = false;
+    for (const s of dirty.splice(0)) flushSession(s);
+  };
   const send = (s: Session, frame: ServerFrame): void => {
     if (s.closed) return;
-    const bytes = encodeFrame(frame);
-    s.ws.cork(() => s.ws.send(bytes, true));
+    if (s.outQ.length === 0) dirty.push(s);
+    s.outQ.push(encodeFrame(frame));
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
   };
   const sendError = (s: Session, id: number, req: number, code: RejectCode, message: string): void => {
     if (code < 1000) metrics.protocolError(code);
@@ -145,6 +170,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const fatal = (s: Session, code: RejectCode, closeCode: number, message: string): void => {
     sendError(s, 0, 0, code, message);
     log.info({ session: s.id, remote: s.remote, code: rejectName(code), message }, 'closing session on protocol error');
+    flushSession(s);
     if (!s.closed) s.ws.end(closeCode, message);
   };
 
@@ -303,6 +329,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       const snap = gateway.l2Snapshot(symbol, l2Depth);
       if (!snap) return sendError(s, f.id, f.t, Reject.ORDER_UNKNOWN_INSTRUMENT, `no book for ${symbol}`);
       // Synchronous from here: no delta can be published between the snapshot and the topic subscription.
+      flushSession(s);
       s.ws.cork(() => {
         s.ws.send(encodeFrame({ t: ServerMsg.Subscribed, id: f.id, channel: f.channel, symbol }), true);
         s.ws.send(encodeFrame({ t: ServerMsg.L2Snapshot, symbol, ts: snap.ts, seq: snap.seq, depth: snap.depth, truncated: snap.truncated, bids: snap.bids, asks: snap.asks, checksum: snap.checksum }), true);
@@ -311,6 +338,15 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       return;
     }
     send(s, { t: ServerMsg.Subscribed, id: f.id, channel: f.channel, symbol });
+    if (f.channel === Channel.bbo) {
+      // The current BBO at once, so a subscriber does not wait for the next change.
+      const top = gateway.l2Snapshot(symbol, 1);
+      if (top) {
+        const [bid, ask] = [top.bids[0], top.asks[0]];
+        send(s, { t: ServerMsg.Quote, symbol, ts: top.ts, seq: top.seq, bidPrice: bid?.[0] ?? 0, bidQty: bid?.[1] ?? 0, askPrice: ask?.[0] ?? 0, askQty: ask?.[1] ?? 0 });
+      }
+    }
+    flushSession(s);
     s.ws.subscribe(topicOf(f.channel, symbol));
   };
 
@@ -332,18 +368,22 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       s.authFails++;
       sendError(s, f.id, f.t, Reject.AUTH_INVALID_KEY, 'invalid API key');
       log.info({ session: s.id, remote: s.remote, fails: s.authFails }, 'auth failed');
-      if (s.authFails >= 3 && !s.closed) s.ws.end(CloseCode.authFailed, 'authentication failed');
+      if (s.authFails >= 3 && !s.closed) {
+        flushSession(s);
+        s.ws.end(CloseCode.authFailed, 'authentication failed');
+      }
       return;
     }
     s.principal = p;
     s.cancelOnDisconnect = f.cancelOnDisconnect ?? false;
     metrics.sessionsAuthenticated++;
-    s.ws.subscribe('hb');
     log.info({ session: s.id, remote: s.remote, keyId: p.keyId, role: p.role, cancelOnDisconnect: s.cancelOnDisconnect }, 'session authenticated');
     send(s, {
       t: ServerMsg.AuthOk, id: f.id, keyId: p.keyId, role: p.role, accounts: p.accounts, sessionId: s.id, heartbeatMs, frameBytesMax,
       ordersPerSec: p.ordersPerSec, messagesPerSec: p.messagesPerSec, cancelOnDisconnect: s.cancelOnDisconnect,
     });
+    flushSession(s);
+    s.ws.subscribe('hb');
   };
 
   const dispatch = (s: Session, f: ClientFrame): void => {

@@ -144,7 +144,8 @@ describe('edge - trading over real WebSockets (fake in-memory gateway)', functio
     await bob.place({ symbol: 'BTC-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 6_500_000, qty: 5 });
     await alice.place({ symbol: 'BTC-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 6_500_000, qty: 2 });
     await until(() => trades.length === 1 && candles.length > 0 && quotes.length >= 2, 3_000, 'public streams');
-    expect(quotes[0]).to.equal(6_500_000);
+    expect(quotes[0]).to.equal(0); // the BBO at subscription time (empty book), then every change
+    expect(quotes[1]).to.equal(6_500_000);
     expect(trades).to.deep.equal([2]);
   });
 

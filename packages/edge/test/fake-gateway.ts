@@ -8,8 +8,14 @@
  */
 import { Reject, rejectName } from '@bourse/schemas';
 import type { Instrument, LedgerEvent, RejectCode, Side, TradingStatus, L2Snapshot } from '@bourse/schemas';
-import { Venue, type VenueEvent } from '../../engine/dist/src/venue/venue.js';
-import { l2Snapshot } from '../../engine/dist/src/marketdata/machine.js';
+import type { VenueEvent } from '../../engine/dist/src/venue/venue.js';
+
+// The same file runs from packages/edge/test (tsx) and packages/edge/dist/test (compiled): find the
+// engine's build output from either place.
+const engineDist = new URL(import.meta.url.includes('/dist/test/') ? '../../../engine/dist/src/' : '../../engine/dist/src/', import.meta.url);
+const { Venue } = (await import(new URL('venue/venue.js', engineDist).href)) as typeof import('../../engine/dist/src/venue/venue.js');
+const { l2Snapshot } = (await import(new URL('marketdata/machine.js', engineDist).href)) as typeof import('../../engine/dist/src/marketdata/machine.js');
+type Venue = InstanceType<typeof Venue>;
 import type { CommandContext, GatewayResult, OrderRequest, PrivateEvent, PublicEvent, Unsubscribe, VenueGateway, VenueReads } from '../src/gateway.js';
 
 const no = (code: RejectCode, message?: string) => ({ ok: false as const, code, message: message ?? rejectName(code) });
