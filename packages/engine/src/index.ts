@@ -1,15 +1,17 @@
 /**
- * @bourse/engine public API: the trading domain's deterministic state machines.
+ * @bourse/engine public API: the trading domain's deterministic state machines, and the venue that
+ * composes them.
  *
  * - book: `bookMachine`, `OrderBook` (one order book per instrument)
  * - risk: `ledgerMachine`, `holdFor` (one risk ledger per account, plus the `fees`/`clearing` ledgers)
- * - marketdata: `marketDataMachine`, `LocalBook`, checksums (derived from book events)
- *
- * Names are checked for clashes across the three: none today (the book's `Level` is internal; the
- * market data `Levels` is its own class).
+ * - marketdata: `marketDataMachine`, `l2Snapshot`, `bbo` (derived from book events; the L2 client pieces
+ *   — LocalBook, checksum — live in @bourse/schemas so the SDK can use them)
+ * - venue: `Venue` (the saga in one process), routing, and the `VenueGateway` boundary for the edge
+ * - strategy: `quotesFor` (the demo market maker)
  */
 export * from './book/index.js';
 export * from './risk/index.js';
-// marketdata/index.ts exists and compiles in the working tree but is not committed yet; exporting it
-// here before it is would leave this commit unbuildable. Uncomment in the commit that adds marketdata/.
-// export * from './marketdata/index.js';
+export * from './marketdata/index.js';
+export * from './venue/venue.js';
+export type * from './venue/gateway.js';
+export * from './strategy/market-maker.js';
