@@ -301,14 +301,19 @@ export interface HeartbeatFrame {
 }
 
 /**
- * One event of an account's ledger journal. `seq` is the journal sequence of that account: 1, 2, 3, …
- * with no gaps, the same for every session and across reconnects. `event` is the ledger event with all
- * its fields (schemas/src/ledger.ts), its `type` a string; `eventCode` is LedgerEventCode[event.type].
+ * One event of an account's ledger journal. `seq` is the event's journal sequence in that account's
+ * stream: strictly increasing, the same for every session and across reconnects, but not contiguous
+ * (the venue's runtime journals records of its own in the same stream, and their numbers are skipped).
+ * `prevSeq` is the `seq` of the previous ledger event delivered by this subscription (for the first
+ * one: the subscription's `afterSeq`), so a client checks `prevSeq === lastSeq` to know it missed
+ * nothing. `event` is the ledger event with all its fields (schemas/src/ledger.ts), its `type` a
+ * string; `eventCode` is LedgerEventCode[event.type].
  */
 export interface PrivateFrame {
   readonly t: typeof ServerMsg.Private;
   readonly account: string;
   readonly seq: number;
+  readonly prevSeq: number;
   readonly eventCode: number;
   readonly event: LedgerEvent;
 }

@@ -461,8 +461,9 @@ export class BourseClient extends EventEmitter {
     const sub = this.#private.get(f.account);
     if (!sub || sub.awaiting !== 0) return; // not subscribed, or frames of a subscription being replaced
     if (f.seq <= sub.lastSeq) return; // duplicate
-    if (f.seq !== sub.lastSeq + 1) {
-      this.emit('gap', { account: f.account, expected: sub.lastSeq + 1, got: f.seq });
+    // seqs are increasing but not contiguous: the frame names its predecessor, which must be ours
+    if (f.prevSeq !== sub.lastSeq) {
+      this.emit('gap', { account: f.account, expected: sub.lastSeq, got: f.prevSeq, seq: f.seq });
       void this.#subscribePrivate(sub);
       return;
     }

@@ -43,7 +43,8 @@ class Scripted {
 
 const send = (ws: WebSocket, f: object) => ws.send(encodeFrame(f));
 const event = (seq: number) => ({ type: 'Deposited', ts: seq, transferId: `t${seq}`, asset: 'USD', amount: seq, balance: { asset: 'USD', available: seq, held: 0 } });
-const priv = (seq: number) => ({ t: ServerMsg.Private, account: 'acc', seq, eventCode: 302, event: event(seq) });
+/** Journal seqs are increasing but not contiguous: here the ledger events sit at 2, 4, 6, ... */
+const priv = (n: number, prev = n - 1) => ({ t: ServerMsg.Private, account: 'acc', seq: 2 * n, prevSeq: 2 * prev, eventCode: 302, event: event(n) });
 const until = async (cond: () => boolean, ms = 3000) => {
   const end = Date.now() + ms;
   while (!cond()) {
@@ -71,15 +72,15 @@ describe('client - SDK against a scripted server', function () {
     srv.onSubscribe = (ws, f) => {
       subs.push(f);
       const after = f.afterSeq as number;
-      if (subs.length === 1) for (const s of [1, 2, 2, 3, 5, 6]) send(ws, priv(s)); // dup 2, gap at 5
-      else for (let s = after + 1; s <= 7; s++) send(ws, priv(s));
+      if (subs.length === 1) for (const s of [1, 2, 2, 3, 5, 6]) send(ws, priv(s)); // dup 2; 5 names 4 as its predecessor, which never came
+      else for (let s = after / 2 + 1; s <= 7; s++) send(ws, priv(s));
     };
     client = await BourseClient.connect({ url: srv.url, key: 'k.x' });
     const seen: PrivateMessage[] = [];
     await client.subscribePrivate((m) => seen.push(m));
     await until(() => seen.length === 7);
-    expect(seen.map((m) => m.seq)).to.deep.equal([1, 2, 3, 4, 5, 6, 7]);
-    expect(subs.map((f) => f.afterSeq)).to.deep.equal([0, 3]);
+    expect(seen.map((m) => m.seq)).to.deep.equal([2, 4, 6, 8, 10, 12, 14]);
+    expect(subs.map((f) => f.afterSeq)).to.deep.equal([0, 6]);
     expect(seen[3]!.event).to.deep.equal(event(4));
   });
 
@@ -87,7 +88,7 @@ describe('client - SDK against a scripted server', function () {
     const afters: number[] = [];
     srv.onSubscribe = (ws, f) => {
       afters.push(f.afterSeq as number);
-      const from = (f.afterSeq as number) + 1;
+      const from = (f.afterSeq as number) / 2 + 1;
       // the first connection sends 1..4 then dies; the next replays from what the client asks
       const to = afters.length === 1 ? 4 : 9;
       for (let s = from; s <= to; s++) send(ws, priv(s));
@@ -99,8 +100,8 @@ describe('client - SDK against a scripted server', function () {
     client.on('reconnect', () => reconnected++);
     await client.subscribePrivate((m) => seen.push(m.seq), { afterSeq: 0 });
     await until(() => seen.length === 9);
-    expect(seen).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(afters).to.deep.equal([0, 4]);
+    expect(seen).to.deep.equal([2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    expect(afters).to.deep.equal([0, 8]);
     expect(reconnected).to.equal(1);
   });
 

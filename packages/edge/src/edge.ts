@@ -306,10 +306,12 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       }
       s.privateSubs.get(account)?.();
       send(s, { t: ServerMsg.Subscribed, id: f.id, channel: f.channel, account });
+      let prevSeq = f.afterSeq ?? 0; // the chain a client checks for gaps: journal seqs are not contiguous
       const onEvent = (e: PrivateEvent) => {
         if (s.closed) return;
         if (e.event.type === 'HoldReleased') s.orders.delete(e.event.orderId);
-        send(s, { t: ServerMsg.Private, account: e.account, seq: e.seq, eventCode: LedgerEventCode[e.event.type], event: e.event });
+        send(s, { t: ServerMsg.Private, account: e.account, seq: e.seq, prevSeq, eventCode: LedgerEventCode[e.event.type], event: e.event });
+        prevSeq = e.seq;
       };
       let unsub: Unsubscribe;
       try {

@@ -22,8 +22,10 @@ const no = (code: RejectCode, message?: string) => ({ ok: false as const, code, 
 
 export class FakeGateway implements VenueGateway {
   readonly venue: Venue;
-  /** Ledger journal per account: index i holds seq i + 1. */
+  /** Ledger events per account, in journal order. */
   readonly journals = new Map<string, LedgerEvent[]>();
+  /** Their journal seqs: increasing with gaps, like the real journal where runtime records take seqs too. */
+  readonly seqs = new Map<string, number[]>();
   readonly #private = new Map<string, Set<(e: PrivateEvent) => void>>();
   readonly #public = new Map<string, Set<(e: PublicEvent) => void>>();
   readonly #buffer: VenueEvent[] = [];
@@ -59,9 +61,16 @@ export class FakeGateway implements VenueGateway {
       if (e.kind === 'ledger') {
         const account = e.stream.slice('account/'.length);
         let j = this.journals.get(account);
-        if (!j) this.journals.set(account, (j = []));
+        let q = this.seqs.get(account);
+        if (!j || !q) {
+          this.journals.set(account, (j = []));
+          this.seqs.set(account, (q = []));
+        }
         j.push(e.event);
-        const pe = { account, seq: j.length, event: e.event };
+        // every third event, pretend a runtime record took a seq in between
+        const seq = (q.at(-1) ?? 0) + (j.length % 3 === 0 ? 2 : 1);
+        q.push(seq);
+        const pe = { account, seq, event: e.event };
         for (const l of this.#private.get(account) ?? []) l(pe);
       } else if (e.kind === 'md') {
         const symbol = e.stream.slice('md/'.length);
@@ -159,7 +168,8 @@ export class FakeGateway implements VenueGateway {
 
   subscribePrivate(account: string, afterSeq: number, onEvent: (e: PrivateEvent) => void): Unsubscribe {
     const j = this.journals.get(account) ?? [];
-    for (let i = afterSeq; i < j.length; i++) onEvent({ account, seq: i + 1, event: j[i]! });
+    const q = this.seqs.get(account) ?? [];
+    for (let i = 0; i < j.length; i++) if (q[i]! > afterSeq) onEvent({ account, seq: q[i]!, event: j[i]! });
     let set = this.#private.get(account);
     if (!set) this.#private.set(account, (set = new Set()));
     set.add(onEvent);
@@ -184,7 +194,7 @@ export class FakeGateway implements VenueGateway {
       const l = this.venue.ledgers.get(account);
       if (!l) return [];
       return [...l.state.balances].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([asset, b]) => ({
-        kind: 'user', account, asset, available: b.available, held: b.held, total: b.available + b.held, updatedTs: this.#ts, seq: this.journals.get(account)?.length ?? 0,
+        kind: 'user', account, asset, available: b.available, held: b.held, total: b.available + b.held, updatedTs: this.#ts, seq: this.seqs.get(account)?.at(-1) ?? 0,
       }));
     },
     positionsByAccount: async () => [],
