@@ -3,8 +3,11 @@
  *
  *   node packages/actors/dist/bench/actors.js            (after `pnpm exec tsc -b packages/actors`)
  *   pnpm exec tsx packages/actors/bench/actors.ts
+ *   pnpm run bench:actors --pg URL --nats URL              (adds the cluster part, bench/cluster.ts)
  *
- * Prints its method, then one JSON line last.
+ * Prints its method, then one JSON line last. With `--pg` or `--nats` it then runs the cluster part
+ * (three node processes; needs `packages/store` built) and the last line also carries
+ * `clusterCommandsPerSec`, `failoverMs`, `lostAcked` and `duplicated`.
  */
 import { dispatch, spawn, start, stop } from 'nact';
 import type { StateMachine } from '@bourse/schemas';
@@ -149,8 +152,7 @@ const asksPersisted = await askRun(true, PERSISTED_MESSAGES / 2, 1000);
 console.log(`  ask (persisted via group commit, 1000 outstanding): ${Math.round(asksPersisted).toLocaleString('en-US')} asks/s`);
 const persisted = await runtimeRun(true, PERSISTED_MESSAGES);
 console.log(`  persisted via group commit (MemoryJournal): ${Math.round(persisted.perSec).toLocaleString('en-US')} cmds/s in ${persisted.appends} appends`);
-console.log(
-  JSON.stringify({
+const inProcess = {
     inProcessMsgsPerSec: Math.round(median(inProc)),
     bareNactMsgsPerSec: Math.round(nact),
     memoryJournalPersistedCmdsPerSec: Math.round(persisted.perSec),
@@ -158,5 +160,33 @@ console.log(
     memoryJournalAsksPerSec: Math.round(asksPersisted),
     entities: ENTITIES,
     messages: MESSAGES,
-  }),
-);
+};
+const argOf = (name: string): string | undefined => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+if (argOf('--pg') === undefined && argOf('--nats') === undefined) console.log(JSON.stringify(inProcess));
+else {
+  const { runClusterBench } = await import('./cluster.js');
+  console.log(
+    `cluster method: three node processes (toy bank accounts, 64 shards, 3000 accounts) on NATS ${argOf('--nats') ?? 'nats://127.0.0.1:4222'} ` +
+      `and Postgres (private schema); client in this process; deposits acked after commit; then SIGKILLs with restarts under a deposit+transfer load.`,
+  );
+  const c = await runClusterBench({ natsUrl: argOf('--nats') ?? 'nats://127.0.0.1:4222', pgUrl: argOf('--pg') });
+  console.log(
+    JSON.stringify({
+      inProcessMsgsPerSec: inProcess.inProcessMsgsPerSec,
+      clusterCommandsPerSec: c.clusterCommandsPerSec,
+      failoverMs: c.failoverMs,
+      lostAcked: c.lostAcked,
+      duplicated: c.duplicated,
+      failoversMs: c.failoversMs,
+      uncredited: c.uncredited,
+      fencedBatches: c.fencedBatches,
+      sequenceConflicts: c.sequenceConflicts,
+      clusterTransfersPerSecDuringKills: c.transfersPerSec,
+      bareNactMsgsPerSec: inProcess.bareNactMsgsPerSec,
+      memoryJournalPersistedCmdsPerSec: inProcess.memoryJournalPersistedCmdsPerSec,
+    }),
+  );
+}

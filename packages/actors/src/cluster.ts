@@ -267,6 +267,7 @@ export class ClusterNode {
   private readonly claiming = new Set<string>();
   private handoffs = 0;
   private placementFor = '';
+  private placementSince = 0;
   private placed = new Map<string, string>();
   private dirtyRegistries = new Set<ShardRegistry>();
   private timer: NodeJS.Timeout | undefined;
@@ -368,13 +369,22 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * Nodes that count for placement: a heartbeat seen within two TTLs (a node whose event loop lagged
+   * through one renewal must not make every other node reshuffle its shards).
+   */
   private liveNodes(now: number): string[] {
     const nodes = new Set<string>([this.nodeId]);
     for (const [k, v] of this.view) {
-      if (!k.startsWith('node.') || v.op !== 'PUT' || now - v.created >= this.ttl) continue;
+      if (!k.startsWith('node.') || v.op !== 'PUT' || now - v.created >= 2 * this.ttl) continue;
       nodes.add(k.slice(5));
     }
     return [...nodes].sort();
+  }
+
+  private heartbeatFresh(node: string, now: number): boolean {
+    const v = this.view.get(nodeKey(node));
+    return v !== undefined && v.op === 'PUT' && now - v.created < this.ttl;
   }
 
   private leaseOwner(shardKey: string, now: number): string | undefined {
@@ -398,6 +408,7 @@ export class ClusterNode {
     const liveKey = live.join(',');
     if (liveKey !== this.placementFor) {
       this.placementFor = liveKey;
+      this.placementSince = now;
       this.placed = new Map();
       for (const kind of this.opts.kinds) for (const [k, n] of placement(live, this.shards.shards(kind.kind).map((s) => s.key))) this.placed.set(k, n);
     }
@@ -418,7 +429,15 @@ export class ClusterNode {
           if (since === undefined) this.unownedSince.set(key, (since = now));
           const rank = order.indexOf(this.nodeId);
           if (rank === 0 || now - since >= rank * this.stagger) void this.claim(shard);
-        } else if (mine.state === 'serving' && order[0] !== this.nodeId && this.handoffs < this.handoffsMax && now - mine.since > this.ttl) {
+        } else if (
+          mine.state === 'serving' &&
+          order[0] !== this.nodeId &&
+          this.handoffs < this.handoffsMax &&
+          now - mine.since > this.ttl &&
+          // Hand off only once membership has been stable for a TTL, and to a node that is surely up.
+          now - this.placementSince >= this.ttl &&
+          this.heartbeatFresh(order[0]!, now)
+        ) {
           this.handoffs++;
           this.stats.handoffs++;
           void this.lose(mine, `handoff to ${order[0]}`, true).finally(() => this.handoffs--);
@@ -445,8 +464,8 @@ export class ClusterNode {
           try {
             const value: LeaseValue = { node: this.nodeId, since: o.since, token: o.token };
             const rev = await this.kv.update(leaseKey(o.shard.key), enc.encode(JSON.stringify(value)), o.rev);
+            o.rev = rev; // also when stopping: the handoff deletes the lease at this revision
             if (o.state === 'stopping') return;
-            o.rev = rev;
             o.deadline = Math.max(o.deadline, t0 + 0.8 * this.ttl);
             this.stats.renewals++;
           } catch (e) {

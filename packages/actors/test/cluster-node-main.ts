@@ -39,7 +39,7 @@ const node = await ClusterNode.start({
 });
 const stats = (): void => {
   const gc = node.node.committer!.stats;
-  write({ ev: 'stats', node: cfg.nodeId, t: Date.now(), fenced: gc.fenced, conflicts: gc.conflicts, staleWriters, commands: node.node.stats.commands, ...node.stats });
+  write({ ev: 'stats', node: cfg.nodeId, t: Date.now(), fenced: gc.fenced, conflicts: gc.conflicts, appends: gc.appends, eventsCommitted: gc.eventsCommitted, staleWriters, commands: node.node.stats.commands, ...node.stats });
 };
 const timer = setInterval(stats, 500);
 process.stdout.write('ready\n');

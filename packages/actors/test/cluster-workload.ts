@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { NatsTransport, ShardMap, askOver, connectNats, type Journal } from '../src/index.js';
 import type { AccountEvent } from './bank.js';
 import { loadStore, readLog, sigkill, sleep, startNode, waitExit, type LogLine, type NodeConfig, type NodeProc } from './cluster-harness.js';
@@ -105,6 +106,11 @@ export async function openClusterEnv(o: { natsUrl: string; shards?: number; leas
         }),
       );
       client.close();
+      // The lease bucket lives on the (possibly shared) NATS server: remove it.
+      await new Kvm(nc)
+        .open(`bourse-${cluster}`)
+        .then((kv) => kv.destroy())
+        .catch(() => undefined);
       await nc.close().catch(() => undefined);
       await db.close().catch(() => undefined);
       await target.drop().catch(() => undefined);
