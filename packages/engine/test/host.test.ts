@@ -307,102 +307,7 @@ describe('host - the engine actors behind the VenueGateway', () => {
     const stats = { unknown: 0, acked: 0, failures: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(fc.nat(3), fc.boolean(), fc.integer({ min: -6, max: 6 }), fc.integer({ min: 1, max: 8 })), { minLength: 40, maxLength: 90 }), fc.integer({ min: 5, max: 60 }), fc.nat(4), async (orders, crashAt, faultMode) => {
-        const journal = new MemoryJournal();
-        const clock = new TestClock();
-        let v = await openTest({ journal }, clock, 1_500);
-        for (const a of ACCOUNTS) await v.openAccount(a, ctx);
-        for (const [i, a] of ACCOUNTS.entries()) {
-          await v.deposit(a, 'USD', 5_000_000, `u${i}`, ctx);
-          await v.deposit(a, 'BTC', 50_000, `b${i}`, ctx);
-        }
-        // What the clients were told: clientOrderId -> answer.
-        const acked = new Map<string, { account: string; answer: { ok: boolean; orderId?: number; code?: number } }>();
-        const unknown: { account: string; coid: string; req: ReturnType<typeof spotReq> }[] = [];
-        let appends = 0;
-        const arm = (venue: EmbeddedVenue) => {
-          // Fault modes: 0 crash the node, 1 fail an append before it writes, 2 fail after it committed (outcome unknown), 3/4 both.
-          venue.journal.faults = {
-            failBefore: () => (faultMode === 1 || faultMode === 3) && ++appends % 17 === 0,
-            failAfter: () => (faultMode === 2 || faultMode === 4) && ++appends % 13 === 0,
-          };
-        };
-        arm(v);
-        const inflight: Promise<void>[] = [];
-        for (const [i, [acct, buy, offset, qty]] of orders.entries()) {
-          clock.t += 3;
-          const account = ACCOUNTS[acct]!;
-          const coid = `o${i}`;
-          const req = spotReq(buy, offset, qty, coid);
-          const venue = v;
-          inflight.push(
-            venue.placeOrder(account, req, ctx).then(
-              (answer) => void acked.set(coid, { account, answer }),
-              () => void unknown.push({ account, coid, req }),
-            ),
-          );
-          if (i === crashAt || (faultMode >= 3 && i === crashAt + 10)) {
-            // Crash mid-flow: some orders are decided but not committed, saga messages in flight.
-            await new Promise((r) => setTimeout(r, i % 3));
-            venue.crash();
-            await Promise.all(inflight);
-            v = await openTest({ journal }, clock, 1_500);
-            arm(v);
-          } else if (i % 8 === 0) await Promise.all(inflight);
-        }
-        await Promise.all(inflight);
-        v.journal.faults = {};
-        // Clients retry what they never got an answer for; the venue answers, executing each at most once.
-        for (const u of unknown) {
-          const answer = await v.placeOrder(u.account, u.req, ctx);
-          acked.set(u.coid, { account: u.account, answer });
-        }
-        await v.settle();
-        // Every acknowledged answer is stable: a resend gets exactly it again (and nothing executes).
-        const before = hashesOf(v);
-        for (const [coid, { account, answer }] of acked) {
-          const i = Number(coid.slice(1));
-          const [, buy, offset, qty] = orders[i]!;
-          const again = await v.placeOrder(account, spotReq(buy, offset, qty, coid), ctx);
-          if (answer.ok) expect(again, `resend ${coid}`).to.deep.equal(answer);
-          else expect(again, `resend ${coid}`).to.deep.include({ ok: false, code: answer.code });
-        }
-        await v.settle();
-        expect(hashesOf(v), 'resends execute nothing').to.deep.equal(before);
-        // Replay the whole journal: each acknowledged order was held exactly once, under its id, and the
-        // book decided it exactly once, as the answer said.
-        const held = new Map<string, number[]>();
-        const ledgerEvents: LedgerEvent[] = [];
-        for (const a of [...ACCOUNTS, FEES_ACCOUNT, CLEARING_ACCOUNT]) {
-          for (const e of await domainEvents(journal, `account/${a}`)) {
-            const le = e as LedgerEvent;
-            ledgerEvents.push(le);
-            if (le.type === 'OrderHeld' && le.clientOrderId) (held.get(le.clientOrderId) ?? held.set(le.clientOrderId, []).get(le.clientOrderId)!).push(le.orderId);
-          }
-        }
-        const decided = new Map<number, string[]>();
-        for (const e of await domainEvents(journal, `book/${SPOT.symbol}`)) {
-          const be = e as { type: string; orderId: number; command?: string };
-          if (be.type === 'OrderAccepted' || (be.type === 'CommandRejected' && be.command === 'NewOrder')) (decided.get(be.orderId) ?? decided.set(be.orderId, []).get(be.orderId)!).push(be.type);
-        }
-        for (const [coid, { answer }] of acked) {
-          const h = held.get(coid) ?? [];
-          if (answer.ok) {
-            expect(h, `${coid} held once`).to.deep.equal([answer.orderId]);
-            expect(decided.get(answer.orderId!), `${coid} accepted once`).to.deep.equal(['OrderAccepted']);
-          } else expect(h.length, `${coid} held at most once`).to.be.at.most(1);
-        }
-        // Every order the book holds is one its ledger holds for (no lost or doubled saga step).
-        const book = (v.node.inspect(`book/${SPOT.symbol}`)!.state as { s: { openOrders(a: string): { orderId: number }[] } }).s;
-        for (const a of ACCOUNTS) {
-          const resting = book.openOrders(a).map((o) => o.orderId).sort((x, y) => x - y);
-          const ledgerOrders = [...ledgerOf(v, a).orders.keys()].sort((x, y) => x - y);
-          expect(resting, `${a}: book vs ledger`).to.deep.equal(ledgerOrders);
-        }
-        expect(conservation(v, netDeposits(ledgerEvents)), 'conservation').to.deep.equal([]);
-        stats.unknown += unknown.length;
-        stats.acked += [...acked.values()].filter((x) => x.answer.ok).length;
-        stats.failures += v.node.stats.journalFailures;
-        await v.close();
+        await crashRound(new MemoryJournal(), orders as CrashOrder[], crashAt, faultMode, stats);
       }),
       { numRuns: rounds, ...(seed !== undefined ? { seed } : {}) },
     );
@@ -410,6 +315,21 @@ describe('host - the engine actors behind the VenueGateway', () => {
     // The property must exercise the hard cases: answers lost to crashes or failures, then retried.
     expect(stats.unknown, 'orders whose answer was lost').to.be.greaterThan(0);
     expect(stats.acked).to.be.greaterThan(rounds * 10);
+  });
+
+  it('host - guarantee 1 on PGlite: a node dropped mid-flow and reopened on the same store loses and doubles nothing', async function () {
+    this.timeout(120_000);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-host-'));
+    dirs.push(dir);
+    const store = await openStore({ pglite: dir });
+    try {
+      const stats = { unknown: 0, acked: 0, failures: 0 };
+      const orders = fc.sample(fc.array(fc.tuple(fc.nat(3), fc.boolean(), fc.integer({ min: -6, max: 6 }), fc.integer({ min: 1, max: 8 })), { minLength: 50, maxLength: 50 }), { numRuns: 1, seed: 11 })[0]!;
+      await crashRound(store.journal, orders as CrashOrder[], 25, 0, stats);
+      expect(stats.acked).to.be.greaterThan(10);
+    } finally {
+      await store.close();
+    }
   });
 
   it('host - private stream: resuming from any seq gives every later ledger event once, in order, across the backlog/live switch', async function () {
@@ -505,6 +425,113 @@ describe('host - the engine actors behind the VenueGateway', () => {
     }
   });
 });
+
+type CrashOrder = [number, boolean, number, number];
+
+/**
+ * One round of the guarantee-1 property: orders flow (some concurrently), the node crashes at
+ * `crashAt` (and for modes 1-4 appends fail before or after committing), the venue is reopened from
+ * the same journal, clients retry what they got no answer for; then every answer is checked against
+ * the journal and against a resend.
+ */
+async function crashRound(journal: Journal, orders: CrashOrder[], crashAt: number, faultMode: number, stats: { unknown: number; acked: number; failures: number }) {
+  const clock = new TestClock();
+  let v = await openTest({ journal }, clock, 1_500);
+  for (const a of ACCOUNTS) await v.openAccount(a, ctx);
+  for (const [i, a] of ACCOUNTS.entries()) {
+    await v.deposit(a, 'USD', 5_000_000, `u${i}`, ctx);
+    await v.deposit(a, 'BTC', 50_000, `b${i}`, ctx);
+  }
+  // What the clients were told: clientOrderId -> answer.
+  const acked = new Map<string, { account: string; answer: { ok: boolean; orderId?: number; code?: number } }>();
+  const unknown: { account: string; coid: string; req: ReturnType<typeof spotReq> }[] = [];
+  let appends = 0;
+  const arm = (venue: EmbeddedVenue) => {
+    // Fault modes: 0 crash the node, 1 fail an append before it writes, 2 fail after it committed (outcome unknown), 3/4 both.
+    venue.journal.faults = {
+      failBefore: () => (faultMode === 1 || faultMode === 3) && ++appends % 17 === 0,
+      failAfter: () => (faultMode === 2 || faultMode === 4) && ++appends % 13 === 0,
+    };
+  };
+  arm(v);
+  const inflight: Promise<void>[] = [];
+  for (const [i, [acct, buy, offset, qty]] of orders.entries()) {
+    clock.t += 3;
+    const account = ACCOUNTS[acct]!;
+    const coid = `o${i}`;
+    const req = spotReq(buy, offset, qty, coid);
+    const venue = v;
+    inflight.push(
+      venue.placeOrder(account, req, ctx).then(
+        (answer) => void acked.set(coid, { account, answer }),
+        () => void unknown.push({ account, coid, req }),
+      ),
+    );
+    if (i === crashAt || (faultMode >= 3 && i === crashAt + 10)) {
+      // Crash mid-flow: some orders are decided but not committed, saga messages in flight.
+      await new Promise((r) => setTimeout(r, i % 3));
+      venue.crash();
+      await Promise.all(inflight);
+      v = await openTest({ journal }, clock, 1_500);
+      arm(v);
+    } else if (i % 8 === 0) await Promise.all(inflight);
+  }
+  await Promise.all(inflight);
+  v.journal.faults = {};
+  // Clients retry what they never got an answer for; the venue answers, executing each at most once.
+  for (const u of unknown) {
+    const answer = await v.placeOrder(u.account, u.req, ctx);
+    acked.set(u.coid, { account: u.account, answer });
+  }
+  await v.settle();
+  // Every acknowledged answer is stable: a resend gets exactly it again (and nothing executes).
+  const before = hashesOf(v);
+  for (const [coid, { account, answer }] of acked) {
+    const i = Number(coid.slice(1));
+    const [, buy, offset, qty] = orders[i]!;
+    const again = await v.placeOrder(account, spotReq(buy, offset, qty, coid), ctx);
+    if (answer.ok) expect(again, `resend ${coid}`).to.deep.equal(answer);
+    else expect(again, `resend ${coid}`).to.deep.include({ ok: false, code: answer.code });
+  }
+  await v.settle();
+  expect(hashesOf(v), 'resends execute nothing').to.deep.equal(before);
+  // Replay the whole journal: each acknowledged order was held exactly once, under its id, and the
+  // book decided it exactly once, as the answer said.
+  const held = new Map<string, number[]>();
+  const ledgerEvents: LedgerEvent[] = [];
+  for (const a of [...ACCOUNTS, FEES_ACCOUNT, CLEARING_ACCOUNT]) {
+    for (const e of await domainEvents(journal, `account/${a}`)) {
+      const le = e as LedgerEvent;
+      ledgerEvents.push(le);
+      if (le.type === 'OrderHeld' && le.clientOrderId) (held.get(le.clientOrderId) ?? held.set(le.clientOrderId, []).get(le.clientOrderId)!).push(le.orderId);
+    }
+  }
+  const decided = new Map<number, string[]>();
+  for (const e of await domainEvents(journal, `book/${SPOT.symbol}`)) {
+    const be = e as { type: string; orderId: number; command?: string };
+    if (be.type === 'OrderAccepted' || (be.type === 'CommandRejected' && be.command === 'NewOrder')) (decided.get(be.orderId) ?? decided.set(be.orderId, []).get(be.orderId)!).push(be.type);
+  }
+  for (const [coid, { answer }] of acked) {
+    const h = held.get(coid) ?? [];
+    if (answer.ok) {
+      expect(h, `${coid} held once`).to.deep.equal([answer.orderId]);
+      expect(decided.get(answer.orderId!), `${coid} accepted once`).to.deep.equal(['OrderAccepted']);
+    } else expect(h.length, `${coid} held at most once`).to.be.at.most(1);
+  }
+  // Every order the book holds is one its ledger holds for (no lost or doubled saga step).
+  const book = (v.node.inspect(`book/${SPOT.symbol}`)!.state as { s: { openOrders(a: string): { orderId: number }[] } }).s;
+  for (const a of ACCOUNTS) {
+    const resting = book.openOrders(a).map((o) => o.orderId).sort((x, y) => x - y);
+    const ledgerOrders = [...ledgerOf(v, a).orders.keys()].sort((x, y) => x - y);
+    expect(resting, `${a}: book vs ledger`).to.deep.equal(ledgerOrders);
+  }
+  expect(conservation(v, netDeposits(ledgerEvents)), 'conservation').to.deep.equal([]);
+  stats.unknown += unknown.length;
+  stats.acked += [...acked.values()].filter((x) => x.answer.ok).length;
+  stats.failures += v.node.stats.journalFailures;
+  await v.close();
+  return stats;
+}
 
 function spotReq(buy: boolean, offset: number, qty: number, clientOrderId: string) {
   return { symbol: SPOT.symbol, side: buy ? ('buy' as const) : ('sell' as const), orderType: 'limit' as const, tif: 'GTC' as const, price: MID + offset * 5, qty, clientOrderId };
