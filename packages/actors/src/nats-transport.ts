@@ -38,11 +38,15 @@ interface Pending {
   readonly timeoutMs: number;
   attempt: number;
   batch: number;
-  timer: TimerHandle | undefined;
   retry: TimerHandle | undefined;
+  /** Unwrap a {@link WireReply} (for `ask`) instead of resolving with it. */
+  readonly unwrap: boolean;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
+
+/** Timeouts are swept in slots of this many ms (one timer per slot, not one per request). */
+const SLOT_MS = 20;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -226,15 +230,53 @@ export class NatsTransport implements Transport {
   }
 
   request(to: Address, message: unknown, timeoutMs: number): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new UnreachableError(to));
-      this.ensureInbox();
-      const id = this.nextId++;
-      const p: Pending = { to, message, deadline: this.clock.now() + timeoutMs, timeoutMs, attempt: 0, batch: 0, timer: undefined, retry: undefined, resolve, reject };
-      p.timer = this.clock.schedule(timeoutMs, () => this.settle(id, false, new AskTimeoutError(to, timeoutMs)));
-      this.pending.set(id, p);
-      this.send(id, p);
-    });
+    return new Promise((resolve, reject) => this.start(to, message, timeoutMs, false, resolve, reject));
+  }
+
+  /**
+   * A command to an entity from outside any node (a client): resolves with the entity's reply, or
+   * rejects with its error ({@link RemoteActorError}) or a timeout. Same as `askOver(this, …)`, with
+   * one promise instead of two.
+   */
+  ask<R = unknown>(to: Address, command: unknown, timeoutMs: number): Promise<R> {
+    return new Promise<R>((resolve, reject) => this.start(to, { t: 'ask', cmd: command } satisfies WireAsk, timeoutMs, true, resolve as (v: unknown) => void, reject));
+  }
+
+  private start(to: Address, message: unknown, timeoutMs: number, unwrap: boolean, resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
+    if (this.closed) return reject(new UnreachableError(to));
+    this.ensureInbox();
+    const id = this.nextId++;
+    const deadline = this.clock.now() + timeoutMs;
+    const p: Pending = { to, message, deadline, timeoutMs, attempt: 0, batch: 0, retry: undefined, unwrap, resolve, reject };
+    this.pending.set(id, p);
+    this.armTimeout(id, deadline);
+    this.send(id, p);
+  }
+
+  /** Slot -> ids whose deadline falls in it; one clock timer per slot. */
+  private readonly slots = new Map<number, number[]>();
+
+  private armTimeout(id: number, deadline: number): void {
+    const slot = Math.ceil(deadline / SLOT_MS);
+    let ids = this.slots.get(slot);
+    if (ids === undefined) {
+      this.slots.set(slot, (ids = []));
+      this.clock.schedule(Math.max(0, slot * SLOT_MS - this.clock.now()), () => this.expire(slot));
+    }
+    ids.push(id);
+  }
+
+  private expire(slot: number): void {
+    const ids = this.slots.get(slot);
+    this.slots.delete(slot);
+    if (ids === undefined) return;
+    const now = this.clock.now();
+    for (const id of ids) {
+      const p = this.pending.get(id);
+      if (p === undefined) continue;
+      if (p.deadline > now) this.armTimeout(id, p.deadline); // the clock fired early
+      else this.settle(id, false, new AskTimeoutError(p.to, p.timeoutMs));
+    }
   }
 
   private send(id: number, p: Pending): void {
@@ -322,10 +364,14 @@ export class NatsTransport implements Transport {
     const p = this.pending.get(id);
     if (p === undefined) return;
     this.pending.delete(id);
-    if (p.timer !== undefined) this.clock.cancel(p.timer);
     if (p.retry !== undefined) this.clock.cancel(p.retry);
-    if (ok) p.resolve(v);
-    else p.reject(v);
+    if (!ok) p.reject(v);
+    else if (!p.unwrap) p.resolve(v);
+    else {
+      const r = v as WireReply;
+      if (r.ok) p.resolve(r.v);
+      else p.reject(new RemoteActorError(r.e.name, r.e.message));
+    }
   }
 
   /** Requests waiting for a reply. */
@@ -340,11 +386,13 @@ export class NatsTransport implements Transport {
     for (const k of [...this.listening.keys()]) this.unlisten(k);
     this.inboxSub?.unsubscribe();
     for (const [id, p] of [...this.pending]) this.settle(id, false, new UnreachableError(p.to));
+    this.slots.clear();
   }
 }
 
 /** Ask an entity over a transport from outside any node (a client): unwraps the {@link WireReply}. */
 export async function askOver<R = unknown>(transport: Transport, to: Address, command: unknown, timeoutMs: number): Promise<R> {
+  if (transport instanceof NatsTransport) return transport.ask<R>(to, command, timeoutMs);
   const reply = (await transport.request(to, { t: 'ask', cmd: command } satisfies WireAsk, timeoutMs)) as WireReply;
   if (reply.ok) return reply.v as R;
   throw new RemoteActorError(reply.e.name, reply.e.message);

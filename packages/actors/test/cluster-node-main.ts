@@ -4,7 +4,7 @@
  * `ready` once started; SIGTERM leaves gracefully (hands its shards off) and exits 0.
  */
 import { appendFileSync } from 'node:fs';
-import { ClusterNode, connectNats, splitJournal } from '../src/index.js';
+import { ClusterNode, connectNats, splitJournal, type Journal } from '../src/index.js';
 import { accountKind } from './bank.js';
 import { loadStore, type NodeConfig } from './cluster-harness.js';
 
@@ -18,12 +18,30 @@ const db = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 2 })
 const dbRead = await store.openStore({ pg: cfg.pg, schema: cfg.schema, poolMax: 4 });
 const nc = await connectNats(cfg.natsUrl, `bourse-${cfg.nodeId}`);
 let staleWriters = 0;
+/** Append latency and size, for the stats line. */
+const appendStats = { n: 0, ms: 0, writes: 0, maxMs: 0 };
+function timed(j: Journal): Journal {
+  const append = j.append.bind(j);
+  j.append = async (writes, options) => {
+    const t = performance.now();
+    try {
+      await append(writes, options);
+    } finally {
+      const ms = performance.now() - t;
+      appendStats.n++;
+      appendStats.ms += ms;
+      appendStats.writes += writes.length;
+      appendStats.maxMs = Math.max(appendStats.maxMs, ms);
+    }
+  };
+  return j;
+}
 const node = await ClusterNode.start({
   nodeId: cfg.nodeId,
   nc,
   cluster: cfg.cluster,
   kinds: [accountKind],
-  journal: splitJournal(db.journal, dbRead.journal),
+  journal: timed(splitJournal(db.journal, dbRead.journal)),
   controlJournal: db.journal,
   shards: { account: cfg.shards },
   leaseTtlMs: cfg.leaseTtlMs ?? 1500,
@@ -39,7 +57,7 @@ const node = await ClusterNode.start({
 });
 const stats = (): void => {
   const gc = node.node.committer!.stats;
-  write({ ev: 'stats', node: cfg.nodeId, t: Date.now(), fenced: gc.fenced, conflicts: gc.conflicts, appends: gc.appends, eventsCommitted: gc.eventsCommitted, staleWriters, commands: node.node.stats.commands, ...node.stats });
+  write({ ev: 'stats', node: cfg.nodeId, t: Date.now(), fenced: gc.fenced, conflicts: gc.conflicts, appends: gc.appends, eventsCommitted: gc.eventsCommitted, staleWriters, commands: node.node.stats.commands, appendMsAvg: +(appendStats.ms / Math.max(1, appendStats.n)).toFixed(2), appendMsMax: +appendStats.maxMs.toFixed(1), appendWritesAvg: +(appendStats.writes / Math.max(1, appendStats.n)).toFixed(1), ...node.stats });
 };
 const timer = setInterval(stats, 500);
 process.stdout.write('ready\n');
