@@ -10,7 +10,8 @@
  * measured (free of coordinated omission). In-flight orders per connection are bounded by `window`;
  * with `rate = 0` a new order is sent as soon as an answer frees a slot ("as fast as acks allow") and
  * latency counts from its send time. Fills are counted from the private stream (FillSettled events of
- * this run's orders). Orders still unanswered 5 s after the end count as sent, not acked.
+ * this run's orders). Orders still unanswered 5 s after the end count as `unanswered` (sent, neither acked nor rejected),
+ * with the time waited so far as their latency (a lower bound).
  *
  * @example
  *   const r = await runLoad({ url: 'ws://127.0.0.1:8080', key: 'demo-mm.secret', rate: 10_000, durationS: 10, clients: 4 });
@@ -46,6 +47,8 @@ export interface LoadResult {
   readonly ackP99Ms: number;
   readonly ackP999Ms: number;
   readonly ackMaxMs: number;
+  /** Orders with no answer 5 s after the end (in the percentiles with the time waited, a lower bound). */
+  readonly unanswered: number;
   readonly rejectsByCode: Record<string, number>;
   readonly symbol: string;
   readonly rate: number;
@@ -75,10 +78,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     bid = q.bidPrice;
     ask = q.askPrice;
   });
+  // Fills of this run's orders: the private stream may deliver a fill before its order's ack, so
+  // fills are counted per order id and matched against the acked ids at the end.
   const ours = new Set<number>();
-  let fills = 0;
+  const fillsByOrder = new Map<number, number>();
   await clients[0]!.subscribePrivate((m) => {
-    if (m.event.type === 'FillSettled' && ours.has(m.event.orderId)) fills++;
+    if (m.event.type === 'FillSettled') fillsByOrder.set(m.event.orderId, (fillsByOrder.get(m.event.orderId) ?? 0) + 1);
   });
 
   let latencies = new Float64Array(1 << 16);
@@ -92,6 +97,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     latencies[nLat++] = ms;
   };
   let sent = 0;
+  let closing = false;
+  let unanswered = 0;
   let acked = 0;
   let rejected = 0;
   const rejectsByCode: Record<string, number> = {};
@@ -127,6 +134,13 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         inflight++;
         void c.place({ symbol, side, orderType: 'limit', tif: 'IOC', price: px, qty }).then((r) => {
           inflight--;
+          if (closing) {
+            // Still in flight when the run stopped waiting: no answer, not a reject. Its latency counts as
+            // at least the wait so far, so that a stalled venue cannot flatter the percentiles.
+            unanswered++;
+            record(performance.now() - schedMs);
+            return;
+          }
           record(performance.now() - schedMs);
           if (r.ok) {
             acked++;
@@ -168,12 +182,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await Promise.all(clients.map((c, i) => runClient(c, i)));
   const elapsedS = Math.max(opts.durationS, (performance.now() - startMs) / 1000);
   await new Promise((r) => setTimeout(r, 200)); // let the last fills arrive on the private stream
+  closing = true;
   await Promise.all(clients.map((c) => c.close()));
 
+  let fills = 0;
+  for (const [orderId, n] of fillsByOrder) if (ours.has(orderId)) fills += n;
   const sorted = latencies.subarray(0, nLat).sort();
   const result: LoadResult = {
     sent, acked, rejected, fills,
     ordersPerSec: Math.round((acked + rejected) / elapsedS),
+    unanswered,
     ackP50Ms: round3(pct(sorted, 0.5)), ackP99Ms: round3(pct(sorted, 0.99)), ackP999Ms: round3(pct(sorted, 0.999)), ackMaxMs: round3(nLat ? sorted[nLat - 1]! : 0),
     rejectsByCode, symbol, rate, clients: clientsN, durationS: opts.durationS,
   };
