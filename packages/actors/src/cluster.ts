@@ -457,6 +457,9 @@ export class ClusterNode {
     this.lastRenew = sentAt;
     try {
       const list = [...this.owned.values()].filter((o) => o.state !== 'stopping');
+      // Logged before sending: the deadlines a success would set, an upper bound of the real ones.
+      const upTo = sentAt + 0.8 * this.ttl;
+      this.log({ ev: 'renew', node: this.nodeId, t: sentAt, deadlines: list.map((o) => [o.shard.key, o.token, Math.max(o.deadline, upTo)]) });
       await Promise.all([
         this.heartbeat().catch(() => undefined),
         ...list.map(async (o) => {
@@ -466,7 +469,7 @@ export class ClusterNode {
             const rev = await this.kv.update(leaseKey(o.shard.key), enc.encode(JSON.stringify(value)), o.rev);
             o.rev = rev; // also when stopping: the handoff deletes the lease at this revision
             if (o.state === 'stopping') return;
-            o.deadline = Math.max(o.deadline, t0 + 0.8 * this.ttl);
+            o.deadline = Math.max(o.deadline, Math.min(t0, sentAt) + 0.8 * this.ttl);
             this.stats.renewals++;
           } catch (e) {
             this.stats.renewFailures++;
@@ -475,7 +478,6 @@ export class ClusterNode {
           }
         }),
       ]);
-      this.log({ ev: 'renew', node: this.nodeId, t: Date.now(), deadlines: list.filter((o) => o.state !== 'stopping').map((o) => [o.shard.key, o.token, o.deadline]) });
     } finally {
       this.renewing = false;
     }

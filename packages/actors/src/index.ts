@@ -55,3 +55,5 @@ export { NatsTransport, askOver, connectNats } from './nats-transport.js';
 export type { ClusterNodeOptions, ClusterLogRecord, LeaseValue, HeartbeatValue } from './cluster.js';
 export { ClusterNode, openLeaseBucket, preferenceOrder, bucketOf, prefixOf, leaseKey, nodeKey } from './cluster.js';
 export { splitJournal } from './split-journal.js';
+export type { ClusterStatus, NodeStatus, ShardLeaseStatus } from './cluster-status.js';
+export { clusterStatus, formatClusterStatus } from './cluster-status.js';
