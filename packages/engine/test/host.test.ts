@@ -289,7 +289,7 @@ describe('host - the engine actors behind the VenueGateway', () => {
       const deadline = Date.now() + 10_000;
       for (;;) {
         const bal = await v.reads.balancesByAccount('t');
-        const fees = await v.store!.readModels.balancesByAccount('fees', 'fees');
+        const fees = await v.reads.balancesByAccount('fees', 'fees');
         const orders = await v.reads.ordersByAccount('m', { open: true });
         const btc = bal.find((b) => b.asset === 'BTC');
         if (btc?.available === 200 && fees.length > 0 && orders.items.length === 1 && orders.items[0]!.leavesQty === 1) break;

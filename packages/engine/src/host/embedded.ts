@@ -32,6 +32,8 @@ import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 import { bookKind, ledgerKind, mdKind, registryKind } from './kinds.js';
 import type { BookOutcome, HostDirectory, PlaceReply } from './kinds.js';
 import { HostJournal, isRuntimeRecord } from './journal.js';
+import { WorkerStore } from './worker-store.js';
+import { forHostJournal } from './projections.js';
 
 export type EmbeddedTarget =
   | { readonly pglite: string }
@@ -62,6 +64,11 @@ export interface EmbeddedVenueOptions {
    * moderate depth and holds there under overload. Default 256.
    */
   readonly ordersInFlightMax?: number;
+  /**
+   * PGlite/pg targets: run the store (journal, read models, projections) on its own worker thread.
+   * Default true: PGlite computes on the calling thread, and there it competed with the actors.
+   */
+  readonly storeThread?: boolean;
   /** Runtime events (recoveries, journal failures) and background errors. */
   readonly onEvent?: (e: NodeEvent | { type: 'error'; where: string; error: unknown }) => void;
 }
@@ -78,19 +85,27 @@ function reject(code: RejectCode, message: string): { ok: false; code: RejectCod
 
 /** Opens the store (unless given one), recovers the registry and market data, and starts serving. */
 export async function openEmbeddedVenue(target: EmbeddedTarget, options: EmbeddedVenueOptions): Promise<EmbeddedVenue> {
-  let store: Store | undefined;
-  let owned = false;
-  let journal: Journal;
-  if ('journal' in target) journal = target.journal;
-  else if ('store' in target) {
-    store = target.store;
-    journal = store.journal;
-  } else {
-    store = await openStore('pglite' in target ? { pglite: target.pglite } : { pg: target.pg, ...(target.schema ? { schema: target.schema } : {}) });
-    owned = true;
-    journal = store.journal;
+  let backend: Backend;
+  const onError = (error: unknown) => options.onEvent?.({ type: 'error', where: 'store', error });
+  if ('journal' in target) backend = { journal: target.journal, reads: noReads() };
+  else if ('store' in target) backend = storeBackend(target.store, false);
+  else {
+    const t = 'pglite' in target ? { pglite: target.pglite } : { pg: target.pg, ...(target.schema ? { schema: target.schema } : {}) };
+    if (options.storeThread === false) backend = storeBackend(await openStore(t), true);
+    else {
+      const ws = await WorkerStore.open(t, onError);
+      backend = {
+        journal: ws.journal,
+        reads: ws.reads,
+        startProjections: async (ms) => {
+          await ws.startProjections(ms);
+          return { stop: async () => {} }; // stopped with the worker
+        },
+        close: () => ws.close(),
+      };
+    }
   }
-  const v = new EmbeddedVenue(journal, store, owned, options);
+  const v = new EmbeddedVenue(backend, options);
   try {
     await v.start();
   } catch (e) {
@@ -98,6 +113,25 @@ export async function openEmbeddedVenue(target: EmbeddedTarget, options: Embedde
     throw e;
   }
   return v;
+}
+
+/** Where the venue's journal and read models live. */
+interface Backend {
+  readonly journal: Journal;
+  readonly reads: VenueReads;
+  readonly store?: Store;
+  startProjections?(intervalMs: number, onError: (e: unknown) => void): Promise<{ stop(): Promise<void> }>;
+  close?(): Promise<void>;
+}
+
+function storeBackend(store: Store, owned: boolean): Backend {
+  return {
+    journal: store.journal,
+    reads: store.readModels,
+    store,
+    startProjections: async (ms, onError) => new ProjectionRunner(store.db, store.journal, allProjections.map(forHostJournal)).start(ms, onError),
+    ...(owned ? { close: () => store.close() } : {}),
+  };
 }
 
 interface Waiter {
@@ -131,12 +165,14 @@ export class EmbeddedVenue implements VenueGateway {
   #admission: (() => void)[] = [];
   #admissionHead = 0;
 
+  readonly store: Store | undefined;
+
   constructor(
-    inner: Journal,
-    readonly store: Store | undefined,
-    private readonly ownsStore: boolean,
+    private readonly backend: Backend,
     private readonly options: EmbeddedVenueOptions,
   ) {
+    const inner = backend.journal;
+    this.store = backend.store;
     for (const i of options.instruments) {
       const problems = validateInstrument(i);
       if (problems.length) throw new RangeError(`instrument ${i.symbol}: ${problems.join('; ')}`);
@@ -162,7 +198,7 @@ export class EmbeddedVenue implements VenueGateway {
       passivation: { idleMs: 600_000 },
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });
-    this.reads = store ? store.readModels : noReads();
+    this.reads = backend.reads;
   }
 
   /** @internal Recover the registry, wake every entity (they resend unacknowledged saga messages), load L2. */
@@ -181,10 +217,7 @@ export class EmbeddedVenue implements VenueGateway {
       this.#ticker.unref?.();
     }
     const every = this.options.projectionIntervalMs ?? 100;
-    if (this.store && every > 0) {
-      const runner = new ProjectionRunner(this.store.db, this.store.journal, allProjections.map(forHostJournal));
-      this.#projections = runner.start(every, (error) => this.#report('projections', error));
-    }
+    if (this.backend.startProjections && every > 0) this.#projections = await this.backend.startProjections(every, (error) => this.#report('projections', error));
   }
 
   instruments(): readonly Instrument[] {
@@ -375,10 +408,10 @@ export class EmbeddedVenue implements VenueGateway {
     await this.#projections?.stop();
     await this.node.stop();
     this.#failWaiters();
-    if (this.ownsStore) await this.store?.close();
+    await this.backend.close?.();
   }
 
-  /** Test hook: drop the node as a crash would (nothing more written; the store stays open). */
+  /** Test hook: drop the node as a crash would (nothing more written; a store the caller owns stays open). */
   crash(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -625,27 +658,6 @@ class PrivateSub {
 function checkOrderId(orderId: number): GatewayResult<never> | undefined {
   if (!Number.isSafeInteger(orderId) || orderId <= 0) return reject(Reject.ORDER_INVALID_ID, `bad order id ${String(orderId)}`);
   return undefined;
-}
-
-/**
- * The store's projections, as they must read an actor-hosted journal: runtime records (`$rt`) are
- * dropped from each page, and the system ledgers' streams (`account/fees`, `account/clearing`) are
- * presented under the ids the ledger projection knows them by (`fees`, `clearing`).
- */
-function forHostJournal(p: Projection<any>): Projection<any> {
-  return {
-    ...p,
-    apply(trx, page: JournalPage) {
-      const events = page.events.filter((e) => !isRuntimeRecord(e));
-      let persistenceId = page.persistenceId;
-      if (persistenceId === `account/${FEES_ACCOUNT}`) persistenceId = FEES_ACCOUNT;
-      else if (persistenceId === `account/${CLEARING_ACCOUNT}`) persistenceId = CLEARING_ACCOUNT;
-      if (events.length === 0) return Promise.resolve();
-      // Sequences inside a filtered page are renumbered densely from fromSeq; they stay within the
-      // page's range, so the ledger projection's "never move a row back" check still holds.
-      return p.apply(trx, { persistenceId, fromSeq: page.fromSeq, toSeq: page.fromSeq + events.length - 1, events });
-    },
-  };
 }
 
 function noReads(): VenueReads {

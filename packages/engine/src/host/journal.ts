@@ -75,7 +75,4 @@ export class HostJournal implements Journal {
   async close(): Promise<void> {}
 }
 
-/** Whether a journal record is the runtime's (`$rt` marker), not a domain event. */
-export function isRuntimeRecord(rec: unknown): boolean {
-  return rec !== null && typeof rec === 'object' && (rec as { $rt?: unknown }).$rt !== undefined;
-}
+export { isRuntimeRecord } from './projections.js';
