@@ -232,7 +232,8 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
     }
     // Send every write that is due now, each stamped with its own intended time. No cap on a
     // catch-up burst: capping it would quietly lower the offered rate whenever the thread was blocked
-    // (PGlite fsyncs on this thread), which is exactly the coordinated omission to avoid.
+    // (PGlite fsyncs on this thread), which is exactly the coordinated omission to avoid. But yield
+    // after each burst, so acks and replies are processed even when the generator is always behind.
     while (k < total && t0 + k * intervalMs <= now) {
       const intended = t0 + k * intervalMs;
       const id = ids[k % ids.length]!;
@@ -252,6 +253,7 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
       k++;
       lastSend = sentAt;
     }
+    await new Promise((r) => setImmediate(r));
   }
   const offeredWindow = (lastSend - t0) / 1000;
   await Promise.all(pending);
