@@ -141,6 +141,8 @@ class ShardRegistry implements CommitParticipant {
   readonly remembered = new Set<Address>();
   private readonly dirty = new Map<Address, boolean>();
   retired = false;
+  /** Records of this registry are in an in-flight append (then its marks wait, and so do their entities). */
+  inFlight = false;
 
   constructor(
     readonly shard: ShardId,
@@ -175,8 +177,8 @@ class ShardRegistry implements CommitParticipant {
   }
 
   /** Called from the committer's `beforeFlush`: the changed entries join the batch being formed. */
-  flushInto(committer: GroupCommitter): void {
-    if (this.retired || this.dirty.size === 0) return;
+  flushInto(committer: GroupCommitter): boolean {
+    if (this.retired || this.dirty.size === 0 || this.inFlight) return false;
     const events: { a: Address; p: number }[] = [];
     for (const [a, want] of this.dirty) {
       if (want === this.remembered.has(a)) continue;
@@ -185,12 +187,24 @@ class ShardRegistry implements CommitParticipant {
       else this.remembered.delete(a);
     }
     this.dirty.clear();
-    if (events.length === 0) return;
+    if (events.length === 0) return false;
     committer.add(this, this.seq, events);
     this.seq += events.length;
+    this.inFlight = true;
+    return true;
+  }
+
+  hasDirty(): boolean {
+    return this.dirty.size > 0 && !this.retired;
+  }
+
+  /** Whether `address` has a mark not yet written. */
+  pending(address: Address): boolean {
+    return this.dirty.has(address);
   }
 
   committed(epoch: number, toSeq: number): void {
+    this.inFlight = false;
     if (epoch !== this.epoch || toSeq <= this.committedSeq) return;
     this.committedSeq = toSeq;
     if (this.seq === toSeq && toSeq - this.snapSeq >= REGISTRY_SNAPSHOT_EVERY && !this.retired) {
@@ -201,6 +215,7 @@ class ShardRegistry implements CommitParticipant {
   }
 
   failed(epoch: number, error: unknown, stale: boolean): void {
+    this.inFlight = false;
     if (epoch !== this.epoch) return;
     this.epoch++;
     this.onFail(error, stale);
@@ -296,7 +311,13 @@ export class ClusterNode {
       kinds: opts.kinds,
       journal: opts.journal,
       transport: this.transport,
-      groupCommit: { ...opts.node?.groupCommit, fenceOf: (id) => this.fenceOf(id) },
+      groupCommit: {
+        maxInFlight: 2,
+        ...opts.node?.groupCommit,
+        fenceOf: (id) => this.fenceOf(id),
+        // An entity whose registry mark waits for its registry's in-flight append waits with it.
+        holdBack: (p) => this.holdBack(p.persistenceId),
+      },
       serves: (a) => this.servesAddress(a),
       onOutboxChange: (a) => this.onOutboxChange(a),
       onEvent: (e: NodeEvent) => {
@@ -311,7 +332,10 @@ export class ClusterNode {
       if (this.dirtyRegistries.size === 0) return;
       const regs = this.dirtyRegistries;
       this.dirtyRegistries = new Set();
-      for (const r of regs) r.flushInto(this.node.committer!);
+      for (const r of regs) {
+        r.flushInto(this.node.committer!);
+        if (r.hasDirty()) this.dirtyRegistries.add(r); // marks kept while its append is in flight
+      }
     };
   }
 
@@ -348,6 +372,12 @@ export class ClusterNode {
   private fenceOf(persistenceId: string): { scope: string; token: number } {
     const scope = persistenceId.startsWith(REGISTRY_PREFIX) ? persistenceId.slice(REGISTRY_PREFIX.length) : this.shards.shardOf(persistenceId).scope;
     return { scope, token: this.tokens.get(scope) ?? 0 };
+  }
+
+  private holdBack(persistenceId: string): boolean {
+    if (this.dirtyRegistries.size === 0 || persistenceId.startsWith(REGISTRY_PREFIX)) return false;
+    const reg = this.owned.get(this.shards.shardOf(persistenceId).key)?.registry;
+    return reg !== undefined && reg.inFlight && reg.pending(persistenceId);
   }
 
   private onOutboxChange(a: Address): void {

@@ -32,6 +32,13 @@ export interface GroupCommitOptions {
    * lease layer plugs in here; a batch sends each scope once, with the highest token asked for it.
    */
   fenceOf?(persistenceId: string): FenceToken | undefined;
+  /**
+   * Appends in flight at once (default 1). Above 1, a participant is in at most one in-flight append
+   * (its later events wait for the next), so its writes still commit in order.
+   */
+  maxInFlight?: number;
+  /** Keep this participant's buffered events out of the batch being formed (they go in a later one). */
+  holdBack?(p: CommitParticipant): boolean;
 }
 
 interface Entry {
@@ -54,7 +61,10 @@ interface Entry {
 export class GroupCommitter {
   private buffer = new Map<CommitParticipant, Entry>();
   private bufferedEvents = 0;
-  private inFlight = false;
+  private inFlight = 0;
+  private readonly maxInFlight: number;
+  /** Participants with a write in an in-flight append. */
+  private readonly busy = new Set<CommitParticipant>();
   private timer: TimerHandle | undefined;
   private readonly windowMs: number;
   private readonly batchEventsMax: number;
@@ -80,6 +90,7 @@ export class GroupCommitter {
     this.windowMs = (options.windowUs ?? 500) / 1000;
     this.batchEventsMax = options.batchEventsMax ?? 2000;
     this.bufferedEventsMax = options.bufferedEventsMax ?? 8 * this.batchEventsMax;
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1);
   }
 
   /** Whether the buffer is full: callers should stop producing events until `onRoom`. */
@@ -102,12 +113,12 @@ export class GroupCommitter {
     this.bufferedEvents += events.length;
     if (this.forming) return;
     if (this.bufferedEvents >= this.batchEventsMax) this.flush();
-    else if (this.timer === undefined && !this.inFlight) this.timer = this.clock.schedule(this.windowMs, () => this.onTimer());
+    else if (this.timer === undefined && this.inFlight < this.maxInFlight) this.timer = this.clock.schedule(this.windowMs, () => this.onTimer());
   }
 
   /** Whether nothing is buffered or in flight. */
   idle(): boolean {
-    return !this.inFlight && this.buffer.size === 0;
+    return this.inFlight === 0 && this.buffer.size === 0;
   }
 
   /** Resolves when nothing is buffered or in flight (flushing what is buffered now). */
@@ -124,7 +135,7 @@ export class GroupCommitter {
 
   /** Write what is buffered now, unless an append is in flight (then it follows that one). */
   flush(): void {
-    if (this.inFlight || this.buffer.size === 0 || this.forming) return;
+    if (this.inFlight >= this.maxInFlight || this.buffer.size === 0 || this.forming) return;
     if (this.timer !== undefined) {
       this.clock.cancel(this.timer);
       this.timer = undefined;
@@ -138,13 +149,24 @@ export class GroupCommitter {
       }
     }
     const entries: Entry[] = [];
-    for (const e of this.buffer.values()) if (e.epoch === e.p.epoch) entries.push(e);
-    this.buffer = new Map();
-    this.bufferedEvents = 0;
+    const kept = new Map<CommitParticipant, Entry>();
+    let keptEvents = 0;
+    const hold = this.options.holdBack;
+    for (const e of this.buffer.values()) {
+      if (e.epoch !== e.p.epoch) continue;
+      if (this.busy.has(e.p) || (hold !== undefined && hold(e.p))) {
+        kept.set(e.p, e);
+        keptEvents += e.events.length;
+      } else entries.push(e);
+    }
+    this.buffer = kept;
+    this.bufferedEvents = keptEvents;
     if (entries.length === 0) return this.settled();
-    this.inFlight = true;
+    this.inFlight++;
+    for (const e of entries) this.busy.add(e.p);
     void this.write(entries).finally(() => {
-      this.inFlight = false;
+      this.inFlight--;
+      for (const e of entries) this.busy.delete(e.p);
       if (this.buffer.size > 0) this.flush();
       else this.settled();
       this.onRoom?.();
