@@ -4,7 +4,7 @@
  * The string interleaves bids and asks, best first, each level as `price:qty` in decimal, joined by ':'
  * (`bid1Price:bid1Qty:ask1Price:ask1Qty:bid2Price:...`). When one side runs out before the other, its
  * entries are simply skipped; an empty book hashes the empty string (checksum 0).
- * schemas/PROTOCOL.md ("The L2 checksum") specifies the bytes, with worked examples. Pure: engine and SDK share it.
+ * schemas/MARKETDATA.md and schemas/PROTOCOL.md ("The checksum") specify the bytes, with worked examples. Pure: engine and SDK share it.
  *
  * @example
  *   checksumString([[100, 5]], [[101, 7], [102, 1]]) // '100:5:101:7:102:1'
