@@ -72,7 +72,7 @@ async function run(target: EmbeddedTarget | { memory: true }) {
     let rng = 12345;
     const rand = (n: number) => {
       rng = (rng * 1103515245 + 12345) & 0x7fffffff;
-      return rng % n;
+      return (rng >>> 12) % n; // the low bits of this LCG alternate
     };
     let measuring = false;
     let stop = false;
