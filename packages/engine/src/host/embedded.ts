@@ -267,7 +267,7 @@ export class EmbeddedVenue implements VenueGateway {
     }
     const r = await this.node.ask<PlaceReply>(`account/${account}`, { a: account, c: { type: '$place', cmd } }, this.#askMs);
     if (r.code !== 0) return reject(r.code, r.duplicate ? 'rejected (resent clientOrderId: the original answer)' : 'rejected by risk');
-    const outcome = r.duplicate ? await this.#outcomeOf(r.symbol, r.orderId) : await this.#waitOutcome(r.orderId);
+    const outcome = r.duplicate ? await this.#outcomeOf(r.symbol, r.orderId) : await this.#waitOutcome(r.orderId).promise;
     if (outcome.state === 'rejected') return reject(outcome.code, 'rejected by the book');
     return { ok: true, orderId: r.orderId };
   }
@@ -463,32 +463,38 @@ export class EmbeddedVenue implements VenueGateway {
 
   /** The book's committed decision on a new order, waiting for it when the book has not decided yet. */
   async #outcomeOf(symbol: string, orderId: number): Promise<BookOutcome> {
-    const wait = this.#waitOutcome(orderId);
+    // Wait first, then ask: a decision committed between the two still reaches the waiter.
+    const w = this.#waitOutcome(orderId);
     const o = await this.node.ask<BookOutcome>(`book/${symbol}`, { a: symbol, c: { type: '$outcome', orderId } }, this.#askMs);
     if (o.state !== 'pending') {
-      this.#dropWaiter(orderId);
+      w.cancel();
       return o;
     }
-    return wait;
+    return w.promise;
   }
 
-  #waitOutcome(orderId: number): Promise<BookOutcome> {
+  #waitOutcome(orderId: number): { promise: Promise<BookOutcome>; cancel(): void } {
     const early = this.#early.get(orderId);
     if (early) {
       this.#early.delete(orderId);
-      return Promise.resolve(early);
+      return { promise: Promise.resolve(early), cancel: () => {} };
     }
     // One sweep timer for all waiters (no timer per order): see #sweep.
-    return new Promise<BookOutcome>((resolve, rejectP) => {
-      const w: Waiter = { deadline: Date.now() + this.#askMs, resolve, fail: rejectP };
+    let w!: Waiter;
+    const promise = new Promise<BookOutcome>((resolve, rejectP) => {
+      w = { deadline: Date.now() + this.#askMs, resolve, fail: rejectP };
       const list = this.#waiters.get(orderId);
       if (list) list.push(w);
       else this.#waiters.set(orderId, [w]);
     });
-  }
-
-  #dropWaiter(orderId: number): void {
-    this.#waiters.delete(orderId);
+    const cancel = () => {
+      const list = this.#waiters.get(orderId);
+      if (!list) return;
+      const i = list.indexOf(w);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.#waiters.delete(orderId);
+    };
+    return { promise, cancel };
   }
 
   #failWaiters(): void {
