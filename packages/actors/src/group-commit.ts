@@ -196,7 +196,9 @@ export class GroupCommitter {
           scopeOf.set(w.persistenceId, f.scope);
           byScope.set(f.scope, Math.max(f.token, byScope.get(f.scope) ?? 0));
         }
-        fences = [...byScope].map(([scope, token]) => ({ scope, token }));
+        // Sorted: concurrent appends (pipelining, other nodes at a handoff) then lock fence rows in
+        // one order, so they cannot deadlock on them.
+        fences = [...byScope].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([scope, token]) => ({ scope, token }));
       }
       this.stats.appends++;
       try {

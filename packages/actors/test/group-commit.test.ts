@@ -30,7 +30,7 @@ describe('actors - group commit pipelining', () => {
       faults: {
         beforeAppend: async () => {
           maxSeen = Math.max(maxSeen, ++inFlight);
-          await sleep(3);
+          await sleep(15);
           inFlight--;
         },
       },
@@ -60,7 +60,7 @@ describe('actors - group commit pipelining', () => {
     held.write(c, 1);
     free.write(c, 1);
     free.write(c, 1); // a second write while the first may be in flight
-    await sleep(20);
+    for (let i = 0; i < 500 && free.committedTo < 2; i++) await sleep(2);
     expect(free.committedTo).to.equal(2);
     expect(held.committedTo).to.equal(0);
     hold = false;
