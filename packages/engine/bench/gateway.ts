@@ -3,7 +3,7 @@
  * commit, reliable saga messages) on PGlite and on Postgres, with ack latency.
  *
  *   pnpm exec tsc -b packages/engine && node packages/engine/dist/bench/gateway.js [--seconds 5] [--clients 64] [--window 64]
- *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500] [--in-flight 256] [--no-store-thread]
+ *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500] [--in-flight 256] [--no-store-thread] [--rate N]
  *
  * Method: one instrument, `--accounts` funded accounts. `--clients` closed-loop clients each keep
  * `--window` placeOrder calls in flight (so up to clients×window outstanding), back to back for
@@ -12,7 +12,8 @@
  * the resting ones: settlement on both sides, fees, market data all run; the book stays bounded). The
  * answer is the gateway's: resolved once the ledger's hold and the book's decision are committed.
  * Latency = answer time − call time per order (closed loop: no schedule, so it shows queueing at
- * this concurrency, not latency at a fixed rate). Projections (read models) off unless
+ * this concurrency, not latency at a fixed rate). With `--rate N` the load is open loop instead: N
+ * orders/s on a fixed schedule, latency from each order's due time (free of coordinated omission). Projections (read models) off unless
  * `--projections`. Postgres URL: --pg, else BOURSE_PG_URL, else .bourse/services.json; a run whose
  * store cannot be opened reports its error instead. Prints the method, then ONE JSON line last.
  */
@@ -108,7 +109,39 @@ async function run(target: EmbeddedTarget | { memory: true }) {
       };
       await Promise.all(Array.from({ length: window }, one));
     };
-    const all = Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+    const rate = opt('rate', 0);
+    // Open loop (--rate N): orders are due at a fixed schedule; latency counts from the due time, so
+    // queueing behind a slow answer is measured (no coordinated omission).
+    const openLoop = async (): Promise<void> => {
+      const t0 = performance.now();
+      let sent = 0;
+      const pending: Promise<void>[] = [];
+      while (!stop) {
+        const due = Math.floor(((performance.now() - t0) * rate) / 1000);
+        for (; sent < due; sent++) {
+          const at = t0 + (sent * 1000) / rate;
+          const buy = rand(2) === 0;
+          const cross = rand(2) === 0;
+          const price = 10_000 + (buy === cross ? 1 : -1) * (1 + rand(5));
+          const m = measuring;
+          pending.push(
+            v.placeOrder(names[sent % accounts]!, { symbol: SPOT.symbol, side: buy ? 'buy' : 'sell', orderType: 'limit', tif: cross ? 'IOC' : 'GTC', price, qty: 1 + rand(5) }, ctx).then(
+              (r) => {
+                if (!m || !measuring) return;
+                if (r.ok) acked++;
+                else rejected++;
+                lat.push(performance.now() - at);
+              },
+              () => void errors++,
+            ),
+          );
+          if (pending.length > 4096) pending.splice(0, 2048);
+        }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      await Promise.all(pending);
+    };
+    const all = rate > 0 ? openLoop() : Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
     await new Promise((r) => setTimeout(r, 1_000));
     const s0 = { ...v.journal.stats };
     measuring = true;
@@ -146,11 +179,11 @@ async function run(target: EmbeddedTarget | { memory: true }) {
 }
 
 console.log(
-  `gateway bench: EmbeddedVenue.placeOrder, ${clients} clients x ${window} in flight, ${accounts} accounts, 1 instrument, ` +
+  `gateway bench: EmbeddedVenue.placeOrder, ${opt('rate', 0) > 0 ? `open loop at ${opt('rate', 0)} orders/s (latency from the due time)` : `closed loop, ${clients} clients x ${window} in flight`}, ${accounts} accounts, 1 instrument, ` +
     `half GTC resting / half IOC crossing limits of 1-5 lots, ${seconds}s measured after 1s warm-up, group-commit window ${windowUs}us, ` +
     `store ${flag('no-store-thread') ? 'on the engine thread' : 'on its own worker thread'}, at most ${opt('in-flight', 256)} orders in the saga (the rest queue at the gateway), projections ${flag('projections') ? 'on (100 ms)' : 'off'}; latency = call to committed answer (closed loop)`,
 );
-const result: Record<string, unknown> = { bench: 'gateway', seconds, clients, window, accounts, windowUs, inFlight: opt('in-flight', 256), storeThread: !flag('no-store-thread') };
+const result: Record<string, unknown> = { bench: 'gateway', rate: opt('rate', 0), seconds, clients, window, accounts, windowUs, inFlight: opt('in-flight', 256), storeThread: !flag('no-store-thread') };
 if (flag('memory')) result.memory = await run({ memory: true });
 if (!flag('no-pglite')) {
   const dir = mkdtempSync(path.join(tmpdir(), 'bourse-bench-'));
