@@ -194,7 +194,8 @@ describe('venue - the saga over real book, ledgers and market data', () => {
     if (process.env.VENUE_DEBUG) console.log([...debugCounts].sort((a, b) => b[1] - a[1]));
     // The property must actually exercise the saga: trades happened, and margin was called.
     expect(fills, 'fills across runs').to.be.greaterThan(numRuns * 5);
-    if (numRuns >= 100) expect(liquidations, 'liquidation orders across runs').to.be.greaterThan(0);
+    // Liquidations happen in some seeds only; the deterministic test below covers that path every time.
+    if (process.env.VENUE_DEBUG) console.log({ fills, liquidations });
   });
 
   it('venue - a fill settles both sides and pays fees into the fees ledger', () => {
@@ -216,6 +217,33 @@ describe('venue - the saga over real book, ledgers and market data', () => {
     expect(bal('maker', 'USD')).to.deep.equal({ available: 2_000 - 2, held: 0 });
     expect(bal('maker', 'BTC')).to.deep.equal({ available: 1_000 - 300, held: 100 });
     expect(bal(FEES_ACCOUNT, 'USD')).to.deep.equal({ available: 7, held: 0 });
+    expect(v.conservation()).to.deep.equal([]);
+  });
+
+  it('venue - a margin call cancels open orders and liquidates through the book, conserving every asset', () => {
+    const v = new Venue([PERP]);
+    for (const a of ['thin', 'rich', 'mm']) v.openAccount(a);
+    v.deposit(1, 'thin', 'USD', 2_000, 'd1');
+    v.deposit(1, 'rich', 'USD', 10_000_000, 'd2');
+    v.deposit(1, 'mm', 'USD', 10_000_000, 'd3');
+    // thin goes long 10 at 1000 with 10x leverage (margin 1000) against rich.
+    v.place(2, 'rich', { symbol: PERP.symbol, side: 'sell', orderType: 'limit', tif: 'GTC', price: 1_000, qty: 10, leverage: 10 });
+    const long = v.place(3, 'thin', { symbol: PERP.symbol, side: 'buy', orderType: 'limit', tif: 'GTC', price: 1_000, qty: 10, leverage: 10 });
+    expect(long.rejected).to.equal(undefined);
+    // thin also rests a bid that adds risk; the margin call must cancel it.
+    const extra = v.place(4, 'thin', { symbol: PERP.symbol, side: 'buy', orderType: 'limit', tif: 'GTC', price: 900, qty: 1, leverage: 10 });
+    expect(extra.rejected).to.equal(undefined);
+    // A market maker bids, so the liquidation has someone to sell to.
+    v.place(5, 'mm', { symbol: PERP.symbol, side: 'buy', orderType: 'limit', tif: 'GTC', price: 820, qty: 20, leverage: 10 });
+    // The mark falls 18%: a 1800 loss leaves ~195 of equity, below maintenance (5% of 8200 = 410).
+    const marked = v.mark(6, PERP.symbol, 820);
+    const types = marked.map((e) => e.event.type);
+    expect(types).to.include('MarginCall');
+    expect(types).to.include('LiquidationOrder');
+    expect(marked.some((e) => e.event.type === 'OrderCancelled' && e.event.orderId === extra.orderId && e.event.reason === 'massCancel'), 'risk-adding order cancelled').to.equal(true);
+    const liqFill = marked.find((e) => e.kind === 'book' && e.event.type === 'Fill' && e.event.takerAccount === 'thin');
+    expect(liqFill, 'the liquidation order traded').to.not.equal(undefined);
+    expect(v.ledgers.get('thin')!.state.positions.get(PERP.symbol)?.qty ?? 0, 'thin is flat').to.equal(0);
     expect(v.conservation()).to.deep.equal([]);
   });
 
