@@ -1,0 +1,168 @@
+/**
+ * `bourse sim`: the deterministic, fault-injecting cluster simulator (issue 6).
+ *
+ *   runSim({ seed: 7, steps: 20_000, nodes: 3, faults: new Set(['crash', 'partition', 'drop', 'dup', 'delay', 'store']) })
+ *
+ * Prints one JSON line last (seed or seeds, steps, faultsInjected, invariantsChecked, violations,
+ * finalStateHash for one seed, stepsPerSec) and returns the exit code (1 on any violation). A failing
+ * seed prints the command that replays it; with `shrink` (default on for a failure) the fault set and
+ * step count are shrunk with fast-check to a smaller run that still fails.
+ */
+import { World } from './world.js';
+import type { WorldOptions, WorldResult } from './world.js';
+import { FAULT_KINDS } from './types.js';
+import type { FaultCounts, FaultKind, Violation } from './types.js';
+
+export type { FaultKind, Violation, FaultCounts } from './types.js';
+export { FAULT_KINDS } from './types.js';
+
+export interface SimOptions {
+  readonly seed?: number;
+  /** Inclusive range [a, b]. */
+  readonly seeds?: readonly [number, number];
+  readonly steps?: number;
+  readonly nodes?: number;
+  readonly faults?: ReadonlySet<FaultKind> | readonly FaultKind[];
+  readonly long?: boolean;
+  readonly json?: boolean;
+  /** Shrink a failure with fast-check (default true). */
+  readonly shrink?: boolean;
+  /** Where lines go (default console.log). */
+  readonly print?: (line: string) => void;
+}
+
+export interface SimSummary {
+  readonly seed?: number;
+  readonly seeds?: [number, number];
+  readonly steps: number;
+  readonly nodes: number;
+  readonly faults: FaultKind[];
+  readonly faultsInjected: FaultCounts;
+  readonly invariantsChecked: number;
+  readonly violations: Violation[];
+  readonly finalStateHash?: string;
+  readonly stepsPerSec: number;
+  readonly wallMs: number;
+  readonly replay?: string[];
+  readonly shrunk?: { steps: number; faults: FaultKind[]; invariant: string; command: string };
+}
+
+export function replayCommand(seed: number, steps: number, nodes: number, faults: Iterable<FaultKind>, long: boolean): string {
+  const f = [...faults];
+  return `pnpm bourse sim --seed ${seed} --steps ${steps} --nodes ${nodes} --faults ${f.length ? f.join(',') : 'none'}${long ? ' --long' : ''}`;
+}
+
+/** One world, one seed. */
+export function runWorld(options: WorldOptions): Promise<WorldResult> {
+  return new World(options).run();
+}
+
+function parseFaults(f: SimOptions['faults']): Set<FaultKind> {
+  if (f === undefined) return new Set(FAULT_KINDS);
+  return new Set([...f].filter((k): k is FaultKind => (FAULT_KINDS as readonly string[]).includes(k)));
+}
+
+/**
+ * Shrinks a failing run with fast-check: the arbitrary is (steps ≤ failing, subset of fault kinds)
+ * for the same seed; fast-check's shrinker walks it towards fewer steps and fewer fault kinds while
+ * the same invariant still fails. The seed fixes everything else, so each candidate replays exactly.
+ */
+export async function shrinkFailure(
+  seed: number,
+  steps: number,
+  nodes: number,
+  faults: ReadonlySet<FaultKind>,
+  long: boolean,
+  invariant: string,
+  budgetRuns = 40,
+): Promise<{ steps: number; faults: FaultKind[] } | undefined> {
+  const fc = (await import('fast-check')).default;
+  const kinds = [...faults];
+  let best: { steps: number; faults: FaultKind[] } | undefined;
+  const prop = fc.asyncProperty(fc.integer({ min: 1, max: steps }), fc.subarray(kinds), async (n, fs) => {
+    const r = await runWorld({ seed, steps: n, nodes, faults: new Set(fs), long });
+    const fails = r.violations.some((v) => v.invariant === invariant);
+    if (fails && (best === undefined || n + fs.length * 1000 < best.steps + best.faults.length * 1000)) best = { steps: n, faults: fs };
+    return !fails;
+  });
+  // Start the search at the failing run itself (fc.examples), then let the shrinker minimise it.
+  await fc.check(prop, { examples: [[steps, kinds]], numRuns: 1, endOnFailure: false, interruptAfterTimeLimit: 60_000, maxSkipsPerRun: 0, seed, markInterruptAsFailure: false, ...(budgetRuns ? {} : {}) });
+  return best;
+}
+
+export async function runSim(options: SimOptions): Promise<{ exitCode: number; summary: SimSummary }> {
+  const print = options.print ?? ((l: string) => console.log(l));
+  const steps = options.steps ?? 10_000;
+  const nodes = Math.max(1, options.nodes ?? 3);
+  const faults = parseFaults(options.faults);
+  const long = options.long === true;
+  const [a, b] = options.seeds ?? [options.seed ?? 1, options.seed ?? 1];
+  const counts: FaultCounts = {};
+  const violations: Violation[] = [];
+  let invariantsChecked = 0;
+  let totalSteps = 0;
+  let hash: string | undefined;
+  const replay: string[] = [];
+  const t0 = performance.now();
+  for (let seed = a; seed <= b; seed++) {
+    const r = await runWorld({ seed, steps, nodes, faults, long });
+    totalSteps += r.steps;
+    invariantsChecked += r.invariantsChecked;
+    for (const [k, n] of Object.entries(r.faultsInjected)) counts[k as FaultKind] = (counts[k as FaultKind] ?? 0) + (n ?? 0);
+    if (a === b) hash = r.finalStateHash;
+    if (r.violations.length > 0) {
+      violations.push(...r.violations);
+      const cmd = replayCommand(seed, steps, nodes, faults, long);
+      replay.push(cmd);
+      for (const v of r.violations) print(`VIOLATION seed ${seed} step ${v.step} ${v.invariant}: ${v.detail}`);
+      print(`replay: ${cmd}`);
+    } else if (!options.json && a !== b) print(`seed ${seed}: ok (${r.steps} steps, ${r.invariantsChecked} checks, hash ${r.finalStateHash})`);
+  }
+  const wallMs = performance.now() - t0;
+  let shrunk: SimSummary['shrunk'];
+  if (violations.length > 0 && options.shrink !== false) {
+    const v = violations[0]!;
+    const s = await shrinkFailure(v.seed, Math.min(steps, v.step + 1), nodes, faults, long, v.invariant);
+    if (s) {
+      shrunk = { steps: s.steps, faults: s.faults, invariant: v.invariant, command: replayCommand(v.seed, s.steps, nodes, s.faults, long) };
+      print(`shrunk: ${shrunk.command}`);
+    }
+  }
+  const summary: SimSummary = {
+    ...(a === b ? { seed: a } : { seeds: [a, b] as [number, number] }),
+    steps: totalSteps,
+    nodes,
+    faults: [...faults],
+    faultsInjected: counts,
+    invariantsChecked,
+    violations,
+    ...(hash !== undefined ? { finalStateHash: hash } : {}),
+    stepsPerSec: Math.round(totalSteps / (wallMs / 1000)),
+    wallMs: Math.round(wallMs),
+    ...(replay.length ? { replay } : {}),
+    ...(shrunk ? { shrunk } : {}),
+  };
+  print(JSON.stringify(summary));
+  return { exitCode: violations.length > 0 ? 1 : 0, summary };
+}
+
+/** Parses `--seed S | --seeds A..B --steps N --nodes K --faults a,b [--json] [--long]` (for the CLI). */
+export function parseSimArgs(argv: readonly string[]): SimOptions {
+  const o: { -readonly [K in keyof SimOptions]: SimOptions[K] } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = argv[i + 1];
+    if (k === '--seed') (o.seed = Number(v)), i++;
+    else if (k === '--seeds') {
+      const [x, y] = String(v).split('..').map(Number);
+      o.seeds = [x!, y ?? x!];
+      i++;
+    } else if (k === '--steps') (o.steps = Number(v)), i++;
+    else if (k === '--nodes') (o.nodes = Number(v)), i++;
+    else if (k === '--faults') (o.faults = v === 'none' ? [] : (String(v).split(',') as FaultKind[])), i++;
+    else if (k === '--json') o.json = true;
+    else if (k === '--long') o.long = true;
+    else if (k === '--no-shrink') o.shrink = false;
+  }
+  return o;
+}

@@ -1,0 +1,222 @@
+/**
+ * The simulated store (Postgres journal) and NATS KV (leases).
+ *
+ * `SimJournal` is one process's connection to the shared store (a `MemoryJournal`, which keeps the
+ * store's contract: all-or-nothing appends, expected-sequence conflicts, fences). An append travels
+ * to the store (latency from the seed), commits there, and its answer travels back. Crash semantics:
+ * when the process died while its append was in flight, the transaction commits or not by a seeded
+ * coin ("commit outcome unknown") and nobody hears about it. Store faults: the append fails before
+ * anything is stored (`JournalUnavailableError`) or after it committed (`JournalOutcomeUnknownError`).
+ * A partition between a node and the store makes its calls fail as unavailable.
+ *
+ * `SimKV` is the lease bucket: `create` (absent or expired key), `update` (compare-and-set on the
+ * revision), TTL from the last write, revisions increasing across the bucket, all on simulated time.
+ */
+import { JournalOutcomeUnknownError, JournalUnavailableError, MemoryJournal } from '@bourse/actors';
+import type { AppendOptions, AppendOutcome, Journal, JournalPage, JournalWrite, ManualClock, ReadOptions, Snapshot } from '@bourse/actors';
+import type { ProcessClock, SimNetwork } from './net.js';
+import type { Prng } from './prng.js';
+import type { FaultCounts } from './types.js';
+
+export interface StoreFaults {
+  /** Probability an append fails (half before storing, half after = outcome unknown). */
+  readonly appendFail: number;
+}
+
+/** Hooks only the sim's test harness sets (planted bugs). */
+export interface JournalPlants {
+  /** Answer an append as committed at once; the commit happens later (and may not happen at all). */
+  ackBeforeCommit?: boolean;
+}
+
+export interface CommitObserver {
+  (peer: string, writes: readonly JournalWrite[], options: AppendOptions | undefined): void;
+}
+
+export class SimStore {
+  readonly mem = new MemoryJournal();
+  /** Highest fence token raised per scope, as the store has seen them (for the single-writer check). */
+  readonly fences = new Map<string, number>();
+  appends = 0;
+
+  constructor(
+    readonly clock: ManualClock,
+    readonly net: SimNetwork,
+    readonly rng: Prng,
+    public faults: StoreFaults,
+    readonly counts: FaultCounts,
+    readonly onCommit: CommitObserver,
+    readonly plants: JournalPlants = {},
+  ) {}
+
+  connect(host: ProcessClock): SimJournal {
+    return new SimJournal(this, host);
+  }
+}
+
+function unavailable(peer: string): JournalUnavailableError {
+  return new JournalUnavailableError(`store unreachable from ${peer}`);
+}
+
+export class SimJournal implements Journal {
+  constructor(
+    private readonly store: SimStore,
+    private readonly host: ProcessClock,
+  ) {}
+
+  private check(): void {
+    if (!this.store.net.reachable(this.host.peer, 'store')) throw unavailable(this.host.peer);
+  }
+
+  append(writes: readonly JournalWrite[], options?: AppendOptions): Promise<void> {
+    const st = this.store;
+    const host = this.host;
+    const peer = host.peer;
+    const rng = st.rng;
+    let failure: 'before' | 'after' | undefined;
+    if (st.faults.appendFail > 0 && rng.chance(st.faults.appendFail)) {
+      failure = rng.chance(0.5) ? 'before' : 'after';
+      st.counts.store = (st.counts.store ?? 0) + 1;
+    }
+    const latency = rng.int(0, 2) + (st.plants.ackBeforeCommit ? 2 : 0);
+    return new Promise<void>((resolve, reject) => {
+      const answer = (err: unknown): void => {
+        // The answer crosses the network back (a partition that began meanwhile loses it: outcome unknown).
+        const deliver = (): void => host.run(() => (err === undefined ? resolve() : reject(err)));
+        if (!st.net.reachable(peer, 'store')) {
+          host.run(() => reject(new JournalOutcomeUnknownError(`connection to the store lost while committing (${peer})`)));
+          return;
+        }
+        deliver();
+      };
+      if (!st.net.reachable(peer, 'store')) {
+        queueMicrotask(() => host.run(() => reject(unavailable(peer))));
+        return;
+      }
+      if (st.plants.ackBeforeCommit) queueMicrotask(() => host.run(() => resolve())); // PLANTED BUG: the answer before the commit
+      const arrive = (): void => {
+        if (!host.alive) {
+          // The writer crashed with this transaction in flight: committed or not, by the seed.
+          st.counts.store = (st.counts.store ?? 0) + 1;
+          if (rng.chance(0.5)) this.commit(writes, options).catch(() => undefined);
+          return;
+        }
+        if (failure === 'before') return answer(new JournalUnavailableError('injected: the store refused the transaction'));
+        this.commit(writes, options).then(
+          () => answer(failure === 'after' ? new JournalOutcomeUnknownError('injected: committed, but the answer was lost') : undefined),
+          (e: unknown) => answer(e),
+        );
+      };
+      if (latency > 0) st.clock.schedule(latency, arrive);
+      else queueMicrotask(arrive);
+    });
+  }
+
+  private commit(writes: readonly JournalWrite[], options: AppendOptions | undefined): Promise<void> {
+    const st = this.store;
+    const p = st.mem.append(writes, options);
+    // MemoryJournal.append without fault hooks stores synchronously: observe only what it stored.
+    return p.then(() => {
+      st.appends++;
+      for (const f of options?.fences ?? []) st.fences.set(f.scope, Math.max(f.token, st.fences.get(f.scope) ?? 0));
+      st.onCommit(this.host.peer, writes, options);
+    });
+  }
+
+  async *read(persistenceId: string, fromSeq: number, options?: ReadOptions): AsyncIterable<JournalPage> {
+    this.check();
+    yield* this.store.mem.read(persistenceId, fromSeq, options);
+  }
+
+  async highestSeq(persistenceId: string): Promise<number> {
+    this.check();
+    return this.store.mem.highestSeq(persistenceId);
+  }
+  async highestSeqs(persistenceIds: readonly string[]): Promise<Map<string, number>> {
+    this.check();
+    return this.store.mem.highestSeqs(persistenceIds);
+  }
+  async resolveAppend(writes: readonly JournalWrite[]): Promise<AppendOutcome> {
+    this.check();
+    return this.store.mem.resolveAppend(writes);
+  }
+  async saveSnapshot(snapshot: Snapshot): Promise<void> {
+    this.check();
+    if (!this.host.alive) return;
+    return this.store.mem.saveSnapshot(snapshot);
+  }
+  async loadSnapshot(persistenceId: string, maxSeq?: number): Promise<Snapshot | undefined> {
+    this.check();
+    return this.store.mem.loadSnapshot(persistenceId, maxSeq);
+  }
+  async keepSnapshots(persistenceId: string, keep: number): Promise<number> {
+    this.check();
+    return this.store.mem.keepSnapshots(persistenceId, keep);
+  }
+  async deleteEventsTo(persistenceId: string, toSeq: number): Promise<number> {
+    this.check();
+    return this.store.mem.deleteEventsTo(persistenceId, toSeq);
+  }
+  async close(): Promise<void> {}
+}
+
+// ------------------------------------------------------------------ NATS KV (leases)
+
+export interface LeaseRecord {
+  readonly node: string;
+  readonly token: number;
+}
+
+interface KvEntry {
+  value: LeaseRecord;
+  rev: number;
+  expiresAt: number;
+}
+
+/** Hooks only the sim's test harness sets (planted bugs). */
+export interface KvPlants {
+  /** `update` does not compare the revision: a renewal overwrites whoever holds the key now. */
+  renewWithoutFence?: boolean;
+}
+
+export class SimKV {
+  private readonly entries = new Map<string, KvEntry>();
+  private rev = 0;
+
+  constructor(
+    private readonly clock: ManualClock,
+    readonly ttlMs: number,
+    private readonly plants: KvPlants = {},
+  ) {}
+
+  private live(key: string): KvEntry | undefined {
+    const e = this.entries.get(key);
+    if (e === undefined) return undefined;
+    if (e.expiresAt <= this.clock.now()) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  /** The new revision, or undefined when the key is held. */
+  create(key: string, value: LeaseRecord): number | undefined {
+    if (this.live(key) !== undefined) return undefined;
+    const rev = ++this.rev;
+    this.entries.set(key, { value, rev, expiresAt: this.clock.now() + this.ttlMs });
+    return rev;
+  }
+
+  /** The new revision, or undefined when the key is not at `lastRev` ("wrong last sequence"). */
+  update(key: string, value: LeaseRecord, lastRev: number): number | undefined {
+    const e = this.live(key);
+    if (!this.plants.renewWithoutFence && (e === undefined || e.rev !== lastRev)) return undefined;
+    const rev = ++this.rev;
+    this.entries.set(key, { value, rev, expiresAt: this.clock.now() + this.ttlMs });
+    return rev;
+  }
+
+  holder(key: string): LeaseRecord | undefined {
+    return this.live(key)?.value;
+  }
+}

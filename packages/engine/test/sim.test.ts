@@ -1,0 +1,120 @@
+/**
+ * The simulator (src/sim) in the normal suite: a bounded seed sweep under every fault, determinism
+ * (each seed twice, same final state hash), and planted bugs it must find within a stated number of
+ * seeds. Planted bugs are switched on through `World`'s `plants` option, which only this harness
+ * constructs (runSim and the CLI never pass it).
+ *
+ * Replay any seed: pnpm bourse sim --seed S --steps N --nodes 3 --faults crash,partition,drop,dup,delay,store
+ */
+import { expect } from 'chai';
+import { World } from '../src/sim/world.js';
+import type { Plants, WorldResult } from '../src/sim/world.js';
+import { FAULT_KINDS, runSim } from '../src/sim/index.js';
+import type { FaultKind, Violation } from '../src/sim/index.js';
+
+const ALL = new Set<FaultKind>(FAULT_KINDS);
+
+function run(seed: number, steps: number, faults: ReadonlySet<FaultKind> = ALL, plants?: Plants): Promise<WorldResult> {
+  return new World({ seed, steps, nodes: 3, faults, ...(plants ? { plants } : {}) }).run();
+}
+
+/**
+ * Bugs the simulator found in Bourse itself that are not fixed yet (owners: see the sim report).
+ * A violation matching one is reported by the sweep but does not fail it; when the owner fixes it,
+ * the pinned test below starts failing and the entry must go.
+ */
+const KNOWN: { readonly id: string; readonly match: (v: Violation) => boolean }[] = [
+  {
+    // packages/actors/src/node.ts forward(): `.then(…, sink.fail)` passes a class method unbound; a
+    // released command that came from a remote asker (AskSink) and whose forward fails throws a TypeError.
+    id: 'actors-release-forward-unbound-sink',
+    match: (v) => v.invariant === 'no-crash' && v.detail.includes("reading 'sink'"),
+  },
+];
+
+const known = (v: Violation) => KNOWN.find((k) => k.match(v))?.id;
+
+describe('sim - deterministic fault-injecting cluster simulator', function () {
+  this.timeout(240_000);
+
+  it('sim - a sweep of 20 seeds under crash, partition, drop, dup, delay and store faults keeps every invariant', async () => {
+    const unknown: Violation[] = [];
+    const seen = new Map<string, number[]>();
+    let checks = 0;
+    const faults: Record<string, number> = {};
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = await run(seed, 1_500);
+      checks += r.invariantsChecked;
+      for (const [k, n] of Object.entries(r.faultsInjected)) faults[k] = (faults[k] ?? 0) + (n ?? 0);
+      for (const v of r.violations) {
+        const id = known(v);
+        if (id) (seen.get(id) ?? seen.set(id, []).get(id)!).push(seed);
+        else unknown.push(v);
+      }
+    }
+    if (seen.size) console.log(`      known Bourse bugs hit: ${[...seen].map(([id, s]) => `${id} (seeds ${s.join(',')})`).join('; ')}`);
+    expect(unknown, JSON.stringify(unknown, null, 1)).to.deep.equal([]);
+    expect(checks).to.be.greaterThan(100_000);
+    for (const k of FAULT_KINDS) expect(faults[k] ?? 0, `faults of kind ${k}`).to.be.greaterThan(0);
+  });
+
+  it('sim - the same seed twice gives the same final state hash; different seeds differ', async () => {
+    for (const seed of [101, 102]) {
+      const a = await run(seed, 1_000);
+      const b = await run(seed, 1_000);
+      expect(b.finalStateHash, `seed ${seed}`).to.equal(a.finalStateHash);
+      expect(b.faultsInjected).to.deep.equal(a.faultsInjected);
+      expect(b.stats).to.deep.equal(a.stats);
+    }
+    expect((await run(103, 500)).finalStateHash).to.not.equal((await run(104, 500)).finalStateHash);
+  });
+
+  it('sim - runSim prints one JSON line last with the summary and returns exit code 0 on a clean run', async () => {
+    const lines: string[] = [];
+    const { exitCode, summary } = await runSim({ seed: 7, steps: 300, nodes: 2, faults: ['drop', 'delay'], json: true, print: (l) => lines.push(l) });
+    const last = JSON.parse(lines.at(-1)!);
+    expect(exitCode).to.equal(0);
+    expect(last.seed).to.equal(7);
+    expect(last).to.include.keys('steps', 'faultsInjected', 'invariantsChecked', 'violations', 'finalStateHash', 'stepsPerSec');
+    expect(summary.violations).to.deep.equal([]);
+  });
+
+  it('sim - known Bourse bug still reproduces at seed 7 (remove from KNOWN once packages/actors fixes it)', async () => {
+    const r = await run(7, 500);
+    expect(r.violations.map(known)).to.include('actors-release-forward-unbound-sink');
+  });
+
+  // ---------------------------------------------------------------- planted bugs
+
+  /** Seeds tried before giving up; the stated bound for each plant. */
+  async function firstFinding(plants: Plants, maxSeeds: number, steps: number, invariants: string[], faults: ReadonlySet<FaultKind> = ALL): Promise<{ seed: number; v: Violation }> {
+    for (let seed = 1; seed <= maxSeeds; seed++) {
+      const r = await run(seed, steps, faults, plants);
+      const v = r.violations.find((x) => invariants.includes(x.invariant));
+      if (v) return { seed, v };
+    }
+    throw new Error(`planted bug ${JSON.stringify(plants)} not found within ${maxSeeds} seeds`);
+  }
+
+  it('sim - planted: acknowledging before the journal commits is found within 2 seeds', async () => {
+    const { seed, v } = await firstFinding({ ackBeforeCommit: true }, 2, 1_500, ['ack-after-commit', 'acked-order-lost', 'transfer-lost-or-duplicated']);
+    console.log(`      found at seed ${seed} step ${v.step}: ${v.invariant}: ${v.detail.slice(0, 120)}`);
+  });
+
+  it('sim - planted: settling a fill twice (redelivery past the dedupe) is found within 3 seeds', async () => {
+    const { seed, v } = await firstFinding({ settleFillTwice: true }, 3, 1_500, ['conservation', 'book-ledger-agree']);
+    console.log(`      found at seed ${seed} step ${v.step}: ${v.invariant}: ${v.detail.slice(0, 120)}`);
+  });
+
+  it('sim - planted: renewing a lease without a fencing check is found within 10 seeds', async () => {
+    const { seed, v } = await firstFinding({ renewWithoutFence: true }, 10, 2_000, ['single-writer'], new Set<FaultKind>(['crash', 'partition', 'delay']));
+    console.log(`      found at seed ${seed} step ${v.step}: ${v.invariant}: ${v.detail.slice(0, 120)}`);
+  });
+
+  it('sim - without plants the same planted-bug seeds are clean (the findings are the plants, not noise)', async () => {
+    for (const seed of [1, 2]) {
+      const r = await run(seed, 1_500);
+      expect(r.violations.filter((v) => !known(v)), `seed ${seed}`).to.deep.equal([]);
+    }
+  });
+});
