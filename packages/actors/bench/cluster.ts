@@ -14,10 +14,23 @@
  * read back: `lostAcked` = acknowledged deposits or transfers missing from it, `duplicated` = ids
  * applied (or credited) more than once.
  */
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { clusterStatus } from '../src/cluster-status.js';
 import { median, servedAt, servingIntervals, sleep, sumStats } from '../test/cluster-harness.js';
 import { checkLedger, openClusterEnv, readAccounts, type ClusterEnv } from '../test/cluster-workload.js';
 import type { ShardMap } from '../src/index.js';
+
+/** CPU time (user + system) of a process so far, in ms, from /proc (Linux). */
+function procCpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100; // utime + stime, USER_HZ = 100
+  } catch {
+    return 0;
+  }
+}
 
 export interface ClusterBenchResult {
   clusterCommandsPerSec: number;
@@ -102,10 +115,16 @@ export async function runClusterBench(o: ClusterBenchOptions): Promise<ClusterBe
     const workers = Promise.all(Array.from({ length: window }, (_, w) => worker(w)));
     await sleep(2000); // warm-up
     const a0 = acked;
+    const pids = ['n1', 'n2', 'n3'].map((n) => env.procs.get(n)!.pid);
+    const cpu0 = { client: process.cpuUsage(), nodes: pids.map(procCpuMs) };
     const t0 = performance.now();
     await sleep(measureMs);
     const perSec = ((acked - a0) / (performance.now() - t0)) * 1000;
+    const n = acked - a0;
+    const clientUs = (((c) => c.user + c.system)(process.cpuUsage(cpu0.client)) / n).toFixed(1);
+    const nodesUs = ((pids.map(procCpuMs).reduce((a, b) => a + b, 0) - cpu0.nodes.reduce((a, b) => a + b, 0)) * 1000 / n).toFixed(1);
     log(`  cluster: ${Math.round(perSec).toLocaleString('en-US')} deposits/s persisted and acknowledged (${window} concurrent callers, ${(measureMs / 1000).toFixed(0)} s)`);
+    log(`  CPU per acknowledged command: client ${clientUs} us, the three nodes together ${nodesUs} us (plus Postgres and nats-server); host load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`);
     // Failover under a mixed load, with fewer callers so that the kill, not the queue, dominates.
     mode = 'mixed';
     recordServed = true;

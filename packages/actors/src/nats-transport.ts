@@ -38,6 +38,9 @@ interface Pending {
   readonly timeoutMs: number;
   attempt: number;
   batch: number;
+  /** The shard (`account.7`) and whether this attempt went to a node subject (owner learned from a reply). */
+  readonly shard: string;
+  viaNode: boolean;
   retry: TimerHandle | undefined;
   /** Unwrap a {@link WireReply} (for `ask`) instead of resolving with it. */
   readonly unwrap: boolean;
@@ -68,8 +71,10 @@ class ReplyTo implements RequestSink {
 /**
  * The cluster transport: core NATS request/reply, batched. A message for `kind/id` goes to the subject
  * of its shard (`<prefix>.s.<kind>.<n>`), on which only the shard's owner listens (queue group, so a
- * brief overlap during a handoff still delivers once). Everything sent in one event-loop turn to one
- * shard travels as one NATS message; replies travel back batched the same way.
+ * brief overlap during a handoff still delivers once) — or, once a node has answered for the shard,
+ * straight to that node's subject (`<prefix>.n.<node>`), so that everything sent in one event-loop
+ * turn to one node travels as one NATS message. Answers go back batched per requester. The learned
+ * owner is forgotten on "not here", on "no responders" and on a timeout.
  *
  * A request that nobody serves — no listener (NATS "no responders"), or a node that no longer owns
  * the shard — is retried with backoff until its timeout: commands for a moving or unowned shard wait,
@@ -101,6 +106,10 @@ export class NatsTransport implements Transport {
   private repliesScheduled = false;
   private endpoint: TransportEndpoint | undefined;
   private readonly listening = new Map<string, Subscription>();
+  /** Shard -> node that answered for it last: requests go to that node's subject, batched per node. */
+  private readonly owners = new Map<string, string>();
+  private nodeSub: Subscription | undefined;
+  private nodeId = '';
   private closed = false;
   readonly stats = { published: 0, entriesSent: 0, retries: 0, noResponders: 0, received: 0, notHere: 0 };
 
@@ -120,15 +129,29 @@ export class NatsTransport implements Transport {
     return `${this.prefix}.s.${shardKey}`;
   }
 
+  /** The subject a node listens on for every shard it serves. */
+  nodeSubject(nodeId: string): string {
+    return `${this.prefix}.n.${nodeId}`;
+  }
+
   // ---------------------------------------------------------------- node side
 
   bind(endpoint: TransportEndpoint): TransportBinding {
     if (this.endpoint !== undefined) throw new Error('NatsTransport: one endpoint per transport');
     this.endpoint = endpoint;
+    this.nodeId = endpoint.nodeId;
+    if (!/^[A-Za-z0-9_-]+$/.test(this.nodeId)) throw new Error(`NatsTransport: node id ${this.nodeId} is not NATS-token safe`);
+    this.nodeSub = this.nc.subscribe(this.nodeSubject(this.nodeId), {
+      callback: (err, msg) => {
+        if (err === null) this.onBatch(msg);
+      },
+    });
     return {
       close: () => {
         if (this.endpoint === endpoint) this.endpoint = undefined;
         for (const k of [...this.listening.keys()]) this.unlisten(k);
+        this.nodeSub?.unsubscribe();
+        this.nodeSub = undefined;
       },
     };
   }
@@ -158,8 +181,8 @@ export class NatsTransport implements Transport {
   }
 
   private onBatch(msg: Msg): void {
-    const entries = packr.unpack(msg.data) as Entry[];
-    const reply = msg.reply;
+    // [reply subject for answers, entries]: answers to one requester from many batches share a message.
+    const [reply, entries] = packr.unpack(msg.data) as [string, Entry[]];
     const ep = this.endpoint;
     this.stats.received += entries.length;
     for (const [id, to, message] of entries) {
@@ -199,7 +222,7 @@ export class NatsTransport implements Transport {
     list.push(r);
     if (list.length >= this.batchMax) {
       this.replies.delete(subject);
-      this.publish(subject, list);
+      this.publish(subject, [this.nodeId, list]);
     } else if (!this.repliesScheduled) {
       this.repliesScheduled = true;
       setImmediate(() => this.flushReplies());
@@ -210,10 +233,10 @@ export class NatsTransport implements Transport {
     this.repliesScheduled = false;
     const all = this.replies;
     this.replies = new Map();
-    for (const [subject, list] of all) this.publish(subject, list);
+    for (const [subject, list] of all) this.publish(subject, [this.nodeId, list]);
   }
 
-  private publish(subject: string, data: unknown[], reply?: string): void {
+  private publish(subject: string, data: unknown, reply?: string): void {
     if (this.closed || this.nc.isClosed()) return;
     this.stats.published++;
     try {
@@ -226,7 +249,9 @@ export class NatsTransport implements Transport {
   // ---------------------------------------------------------------- sender side
 
   deliver(to: Address, message: unknown): void {
-    this.enqueueOut(to, [0, to, message]);
+    const shard = this.shards.shardOf(to).key;
+    const node = this.owners.get(shard);
+    this.enqueueOut(node !== undefined ? this.nodeSubject(node) : this.subjectOf(shard), [0, to, message]);
   }
 
   request(to: Address, message: unknown, timeoutMs: number): Promise<unknown> {
@@ -247,7 +272,7 @@ export class NatsTransport implements Transport {
     this.ensureInbox();
     const id = this.nextId++;
     const deadline = this.clock.now() + timeoutMs;
-    const p: Pending = { to, message, deadline, timeoutMs, attempt: 0, batch: 0, retry: undefined, unwrap, resolve, reject };
+    const p: Pending = { to, message, deadline, timeoutMs, attempt: 0, batch: 0, shard: this.shards.shardOf(to).key, viaNode: false, retry: undefined, unwrap, resolve, reject };
     this.pending.set(id, p);
     this.armTimeout(id, deadline);
     this.send(id, p);
@@ -275,18 +300,23 @@ export class NatsTransport implements Transport {
       const p = this.pending.get(id);
       if (p === undefined) continue;
       if (p.deadline > now) this.armTimeout(id, p.deadline); // the clock fired early
-      else this.settle(id, false, new AskTimeoutError(p.to, p.timeoutMs));
+      else {
+        // A node that stopped answering (paused, partitioned) must not keep its shards' traffic.
+        if (p.viaNode) this.owners.delete(p.shard);
+        this.settle(id, false, new AskTimeoutError(p.to, p.timeoutMs));
+      }
     }
   }
 
   private send(id: number, p: Pending): void {
     p.retry = undefined;
-    this.enqueueOut(p.to, [id, p.to, p.message]);
+    const node = this.owners.get(p.shard);
+    p.viaNode = node !== undefined;
+    this.enqueueOut(node !== undefined ? this.nodeSubject(node) : this.subjectOf(p.shard), [id, p.to, p.message]);
   }
 
-  private enqueueOut(to: Address, e: Entry): void {
+  private enqueueOut(subject: string, e: Entry): void {
     if (this.closed) return;
-    const subject = this.subjectOf(this.shards.shardOf(to).key);
     let list = this.out.get(subject);
     if (list === undefined) this.out.set(subject, (list = []));
     list.push(e);
@@ -314,7 +344,8 @@ export class NatsTransport implements Transport {
       if (p !== undefined) p.batch = batch;
     }
     this.stats.entriesSent += list.length;
-    this.publish(subject, list, `${this.inbox}.${batch}`);
+    // Answers go to `<inbox>.0` (shared by all batches); NATS "no responders" comes to `<inbox>.<batch>`.
+    this.publish(subject, [`${this.inbox}.0`, list], `${this.inbox}.${batch}`);
   }
 
   private ensureInbox(): void {
@@ -333,16 +364,26 @@ export class NatsTransport implements Transport {
       if (code === 503) {
         this.stats.noResponders++;
         const batch = Number(msg.subject.slice(msg.subject.lastIndexOf('.') + 1));
-        for (const [id, p] of this.pending) if (p.batch === batch && p.retry === undefined) this.retryLater(id, p);
+        for (const [id, p] of this.pending) {
+          if (p.batch !== batch || p.retry !== undefined) continue;
+          if (p.viaNode) this.owners.delete(p.shard); // that node is gone: ask the shard subject
+          this.retryLater(id, p);
+        }
       }
       return;
     }
-    const list = packr.unpack(msg.data) as ReplyEntry[];
+    const [node, list] = packr.unpack(msg.data) as [string, ReplyEntry[]];
     for (const [id, code, value] of list) {
-      if (code === OK) this.settle(id, true, value);
-      else if (code === NOT_HERE) {
+      if (code === OK) {
         const p = this.pending.get(id);
-        if (p !== undefined && p.retry === undefined) this.retryLater(id, p);
+        if (p !== undefined && !p.viaNode && node) this.owners.set(p.shard, node);
+        this.settle(id, true, value);
+      } else if (code === NOT_HERE) {
+        const p = this.pending.get(id);
+        if (p !== undefined && p.retry === undefined) {
+          if (p.viaNode || this.owners.get(p.shard) === node) this.owners.delete(p.shard);
+          this.retryLater(id, p);
+        }
       } else {
         const e = value as { name: string; message: string };
         this.settle(id, false, e.name === 'UnreachableError' ? new UnreachableError(this.pending.get(id)?.to ?? '?') : new RemoteActorError(e.name, e.message));
@@ -384,6 +425,7 @@ export class NatsTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     for (const k of [...this.listening.keys()]) this.unlisten(k);
+    this.nodeSub?.unsubscribe();
     this.inboxSub?.unsubscribe();
     for (const [id, p] of [...this.pending]) this.settle(id, false, new UnreachableError(p.to));
     this.slots.clear();
