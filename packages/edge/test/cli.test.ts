@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
-import { Demo, runStart } from '../src/cli/start.js';
+import { BourseClient } from '@bourse/client';
+import { Demo, runDemo } from '../src/cli/demo.js';
+import { runStart } from '../src/cli/start.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Compiled tests run from dist/test; tsx runs from test. Either way the compiled CLI is at dist/src/cli.
@@ -20,7 +22,7 @@ describe('cli - bourse', () => {
   });
 
   it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', () => {
-    for (const args of [['frob'], ['migrate'], ['start', '--seconds', 'x'], ['start', '--nope']]) {
+    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x']]) {
       const r = bourse(...args);
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);
@@ -48,10 +50,41 @@ describe('cli - bourse', () => {
     expect(r.stderr).to.contain('unreachable');
   });
 
-  it('cli - start runs the embedded venue: quotes, trades, and every asset conserved each second', async function () {
+  it('cli - start brings up the embedded venue: /health answers 200 and an SDK client sees a quote within seconds', async function () {
+    this.timeout(120_000);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bourse-start-'));
+    const lines: string[] = [];
+    const stop = new AbortController();
+    let resolveUp!: (url: string) => void;
+    const up = new Promise<string>((r) => (resolveUp = r));
+    const running = runStart({ port: 0, data: dir, demo: true, seconds: 60, signal: stop.signal, print: (l) => { lines.push(l); const m = /^Bourse is up: (ws:\/\/\S+)/.exec(l); if (m) resolveUp(m[1]!); } });
+    try {
+      const url = await Promise.race([up, running.then(() => { throw new Error(`start ended early:\n${lines.join('\n')}`); })]);
+      const health = await fetch(url.replace(/^ws/, 'http') + '/health');
+      expect(health.status).to.equal(200);
+      expect(lines.join('\n')).to.contain('demo-mm').and.to.contain('demo-alice');
+      const client = await BourseClient.connect({ url, key: 'demo-alice', reconnect: false });
+      try {
+        const quote = await new Promise<{ bidPrice: number; askPrice: number }>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error('no quote within 20 s')), 20_000);
+          void client.onQuote('BTC-USD', (q) => { if (q.bidPrice > 0 && q.askPrice > 0) { clearTimeout(t); resolve(q); } });
+        });
+        expect(quote.bidPrice).to.be.below(quote.askPrice);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      stop.abort();
+      await running.catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(lines.at(-1)).to.equal('stopped.');
+  });
+
+  it('cli - demo runs the engine core in memory: quotes, trades, and every asset conserved each second', async function () {
     this.timeout(30_000);
     const lines: string[] = [];
-    await runStart({ seconds: 2, seed: 3, stepsPerSec: 10, print: (l) => lines.push(l) });
+    await runDemo({ seconds: 2, seed: 3, stepsPerSec: 10, print: (l) => lines.push(l) });
     const ticks = lines.filter((l) => /^\[\s*\d+s\]/.test(l));
     expect(ticks).to.have.length(2);
     for (const l of ticks) {

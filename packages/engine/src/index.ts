@@ -15,3 +15,4 @@ export * from './marketdata/index.js';
 export * from './venue/venue.js';
 export type * from './venue/gateway.js';
 export * from './strategy/market-maker.js';
+export * from './host/index.js';

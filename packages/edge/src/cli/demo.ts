@@ -1,5 +1,5 @@
 /**
- * `bourse start`: the embedded venue, in one process.
+ * `bourse demo`: the engine core alone, in one process and in memory (no journal, no network).
  *
  * It runs the real book, risk ledgers and market data (src/venue) with a demo spot instrument
  * (BTC-USD) and a margin perpetual (BTC-PERP). A market maker quotes both around a seeded random-walk
@@ -12,10 +12,9 @@
  */
 import { defineInstrument } from '@bourse/schemas';
 import type { Instrument, Side } from '@bourse/schemas';
-import { Venue } from '../venue/venue.js';
-import { quotesFor } from '../strategy/market-maker.js';
+import { Venue, quotesFor } from '@bourse/engine';
 
-export interface StartOptions {
+export interface DemoOptions {
   /** Stop after this many seconds (default: run until Ctrl-C). */
   readonly seconds: number | undefined;
   readonly seed: number;
@@ -112,7 +111,7 @@ export class Demo {
 
 const fmtPrice = (p: number | undefined) => (p === undefined || p === 0 ? '-' : `$${(p / 100).toFixed(2)}`);
 
-export async function runStart(opts: StartOptions): Promise<void> {
+export async function runDemo(opts: DemoOptions): Promise<void> {
   const print = opts.print ?? ((l: string) => console.log(l));
   const stepsPerSec = opts.stepsPerSec ?? 20;
   const demo = new Demo(opts.seed);

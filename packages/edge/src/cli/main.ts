@@ -2,9 +2,14 @@
 /**
  * The `bourse` CLI: the node's composition root. Run it from the repo root as `pnpm bourse <command>`.
  *
- *   pnpm bourse start [--seconds N] [--seed S]   the embedded venue demo (see `start.ts`)
- *   pnpm bourse migrate --pg URL | --pglite DIR  create or upgrade the store's schema
+ *   pnpm bourse start [--port 8080] [--data ./data] [--no-demo]   one node, embedded (start.ts)
+ *   pnpm bourse demo [--seconds N]                               the engine core alone, in memory (demo.ts)
+ *   pnpm bourse migrate --pg URL | --pglite DIR                  create or upgrade the store's schema
+ *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
  *   pnpm bourse help
+ *
+ * It lives in packages/edge because it composes everything (edge -> engine -> store -> actors ->
+ * schemas); in packages/engine it would have to import the edge, against DESIGN.md's arrows.
  *
  * Every command answers bad arguments with a one-line reason and exit code 2, never a stack trace.
  */
@@ -18,20 +23,53 @@ type Handler = (argv: string[]) => Promise<void>;
 
 const commands: Record<string, { summary: string; run: Handler }> = {
   start: {
-    summary: 'start [--seconds N] [--seed S]   run the embedded venue: book, ledgers, market data and a demo market maker',
+    summary: 'start [--port 8080] [--data ./data] [--no-demo] [--seconds N]   one node on the embedded default: engine actors, PGlite journal, edge',
+    run: async (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: { port: { type: 'string' }, data: { type: 'string' }, 'no-demo': { type: 'boolean' }, seconds: { type: 'string' } },
+        strict: true,
+      });
+      const { runStart } = await import('./start.js');
+      const seconds = optionalInt(values.seconds, 'seconds');
+      await runStart({ port: optionalInt(values.port, 'port') ?? 8080, data: values.data ?? './data', demo: !values['no-demo'], ...(seconds !== undefined && { seconds }) });
+    },
+  },
+  demo: {
+    summary: 'demo [--seconds N] [--seed S]                  the engine core alone, in memory: book, ledgers, market data and a market maker',
     run: async (argv) => {
       const { values } = parseArgs({ args: argv, options: { seconds: { type: 'string' }, seed: { type: 'string' } }, strict: true });
-      const { runStart } = await import('./start.js');
-      await runStart({ seconds: optionalInt(values.seconds, 'seconds'), seed: optionalInt(values.seed, 'seed') ?? 42 });
+      const { runDemo } = await import('./demo.js');
+      await runDemo({ seconds: optionalInt(values.seconds, 'seconds'), seed: optionalInt(values.seed, 'seed') ?? 42 });
     },
   },
   migrate: {
-    summary: 'migrate --pg URL | --pglite DIR        create or upgrade the store schema (idempotent, safe concurrently)',
+    summary: 'migrate --pg URL | --pglite DIR                 create or upgrade the store schema (idempotent, safe concurrently)',
     run: async (argv) => {
       const { values } = parseArgs({ args: argv, options: { pg: { type: 'string' }, pglite: { type: 'string' } }, strict: true });
       if (!values.pg === !values.pglite) throw new UsageError('migrate needs exactly one of --pg URL or --pglite DIR');
       const { runMigrate } = await import('./migrate.js');
       await runMigrate(values.pg ? { pg: values.pg } : { pglite: values.pglite! });
+    },
+  },
+  load: {
+    summary: 'load --url ws://HOST:PORT [--key KEY] --rate N --duration S --clients C   order load over the binary protocol (one JSON line last)',
+    run: async (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: { url: { type: 'string' }, key: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, symbol: { type: 'string' } },
+        strict: true,
+      });
+      if (!values.url || !/^wss?:\/\//.test(values.url)) throw new UsageError('load needs --url ws://HOST:PORT');
+      const { runLoad } = await import('../load.js');
+      await runLoad({
+        url: values.url,
+        key: values.key ?? 'demo-load',
+        rate: optionalInt(values.rate, 'rate') ?? 0,
+        durationS: optionalInt(values.duration, 'duration') ?? 10,
+        clients: Math.max(1, optionalInt(values.clients, 'clients') ?? 2),
+        ...(values.symbol !== undefined && { symbol: values.symbol }),
+      });
     },
   },
 };
