@@ -224,6 +224,13 @@ describe('actors - cluster over NATS and Postgres (node processes)', function ()
     expect(ledger.duplicated).to.equal(0);
     expect(ledger.uncredited).to.equal(0);
     expect(ledger.total, 'money conserved (journal)').to.equal(expected);
+    // Each new tenure of a shard carries a higher fence token than every earlier one.
+    const byShard = new Map<string, { from: number; token: number }[]>();
+    for (const i of intervals) byShard.set(i.shard, [...(byShard.get(i.shard) ?? []), i]);
+    for (const [shard, l] of byShard) {
+      l.sort((a, b) => a.from - b.from);
+      for (let i = 1; i < l.length; i++) expect(l[i]!.token, `${shard} tenure ${i}`).to.be.greaterThan(l[i - 1]!.token);
+    }
     const bad = overlaps(intervals);
     expect(bad.map(([a, b]) => `${a.shard}: ${a.node}/${a.pid} [${a.from},${a.to}) vs ${b.node}/${b.pid} [${b.from},${b.to})`)).to.deep.equal([]);
     expect(failovers.length).to.be.greaterThan(0);
