@@ -210,7 +210,12 @@ class ShardRegistry implements CommitParticipant {
     if (this.seq === toSeq && toSeq - this.snapSeq >= REGISTRY_SNAPSHOT_EVERY && !this.retired) {
       this.snapSeq = toSeq;
       const data = packr.pack([...this.remembered]) as Uint8Array;
-      this.journal.saveSnapshot({ persistenceId: this.persistenceId, seq: toSeq, data }).catch(() => undefined);
+      // Then keep two snapshots and drop the records behind them, so a claim reads little.
+      this.journal
+        .saveSnapshot({ persistenceId: this.persistenceId, seq: toSeq, data })
+        .then(() => this.journal.keepSnapshots(this.persistenceId, 2))
+        .then(() => this.journal.deleteEventsTo(this.persistenceId, toSeq))
+        .catch(() => undefined);
     }
   }
 

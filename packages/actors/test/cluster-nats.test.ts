@@ -1,5 +1,8 @@
 import { expect } from 'chai';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { clusterStatus, formatClusterStatus } from '../src/cluster-status.js';
+import { ClusterNode, MemoryJournal, connectNats } from '../src/index.js';
+import { accountKind } from './bank.js';
 import { startNatsServer, median, overlaps, servedAt, servingIntervals, sumStats, type NatsServer } from './cluster-harness.js';
 import { checkLedger, openClusterEnv, readAccounts, sleep, type ClusterEnv } from './cluster-workload.js';
 
@@ -234,5 +237,49 @@ describe('actors - cluster over NATS and Postgres (node processes)', function ()
     const bad = overlaps(intervals);
     expect(bad.map(([a, b]) => `${a.shard}: ${a.node}/${a.pid} [${a.from},${a.to}) vs ${b.node}/${b.pid} [${b.from},${b.to})`)).to.deep.equal([]);
     expect(failovers.length).to.be.greaterThan(0);
+  });
+  it('actors - after a failover the new owner wakes the entities with unacknowledged messages (shard registry), with no command sent to them', async () => {
+    const journal = new MemoryJournal();
+    const cluster = `reg${process.pid}x${Math.random().toString(36).slice(2, 7)}`;
+    const conns: NatsConnection[] = [];
+    const nodes: ClusterNode[] = [];
+    const start = async (nodeId: string): Promise<ClusterNode> => {
+      const nc = await connectNats(nats!.url);
+      conns.push(nc);
+      const n = await ClusterNode.start({ nodeId, nc, cluster, kinds: [accountKind], journal, shards: { account: 4 }, node: { reliable: { resendMs: 100 } } });
+      nodes.push(n);
+      return n;
+    };
+    try {
+      const n1 = await start('n1');
+      await waitFor('n1 serves every shard', () => n1.servedShards().length === 4, 10_000);
+      expect(await n1.node.ask('account/amy', { type: 'Deposit', depositId: 'd', amount: 100 }, 2000)).to.equal('ok');
+      // zed cannot commit (its credit fails and is never acknowledged) while amy's debit commits.
+      journal.faults.beforeAppend = (writes) => {
+        if (writes.some((w) => w.persistenceId === 'account/zed')) throw new Error('zed is down');
+      };
+      expect(await n1.node.ask('account/amy', { type: 'Transfer', transferId: 't1', to: 'zed', amount: 30 }, 2000)).to.equal('ok');
+      await sleep(300);
+      expect(n1.node.inspect('account/amy')!.outPending).to.equal(1);
+      const reg = journal.ids().filter((id) => id.startsWith('$reg/'));
+      expect(reg.length, 'a registry stream was written').to.equal(1);
+      // n1 dies; nobody ever sends amy or zed a command again.
+      n1.kill();
+      await conns[0]!.close();
+      journal.faults.beforeAppend = undefined;
+      const n2 = await start('n2');
+      await waitFor(
+        'zed credited by a resend from the woken sender',
+        () => journal.eventsOf('account/zed').some((e) => (e as { type: string }).type === 'Credited'),
+        15_000,
+      );
+      expect(n2.node.inspect('account/amy'), 'amy was woken on n2').to.not.equal(undefined);
+      await waitFor('amy acknowledged', () => n2.node.inspect('account/amy')?.outPending === 0, 5000);
+      const credits = journal.eventsOf('account/zed').filter((e) => (e as { type: string }).type === 'Credited');
+      expect(credits).to.have.length(1);
+    } finally {
+      for (const n of nodes) n.kill();
+      for (const c of conns) await c.close().catch(() => undefined);
+    }
   });
 });
