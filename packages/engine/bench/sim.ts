@@ -17,7 +17,10 @@ console.log(
     `real book/ledger/md kinds on ActorNode (group commit, reliable messages), simulated I/O; ${cpus().length} cpus, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
 );
 let last = '';
+const c0 = process.cpuUsage();
 const { exitCode, summary } = await runSim({ ...opts, steps, seeds, json: true, shrink: false, print: (l) => (last = l) });
 void last;
-console.log(JSON.stringify({ bench: 'sim', steps: summary.steps, stepsPerSec: summary.stepsPerSec, wallMs: summary.wallMs, faultsInjected: summary.faultsInjected, invariantsChecked: summary.invariantsChecked, violations: summary.violations.length }));
+const cpu = process.cpuUsage(c0);
+const cpuMs = (cpu.user + cpu.system) / 1000;
+console.log(JSON.stringify({ bench: 'sim', steps: summary.steps, stepsPerSec: summary.stepsPerSec, stepsPerCpuSec: Math.round(summary.steps / (cpuMs / 1000)), cpuMs: Math.round(cpuMs), load1: Number(loadavg()[0]!.toFixed(2)), wallMs: summary.wallMs, faultsInjected: summary.faultsInjected, invariantsChecked: summary.invariantsChecked, violations: summary.violations.length }));
 process.exitCode = exitCode;

@@ -1,7 +1,7 @@
 /**
  * The simulated clock per process and the simulated network.
  *
- * - `ProcessClock` is one process's view of the world's `ManualClock`: its timers die with the
+ * - `ProcessClock` is one process's view of the world's `SimClock`: its timers die with the
  *   process (crash) and wait while it is paused (a stalled event loop, a SIGSTOP: the lease-expiry
  *   race). Everything a process receives (network arrivals, journal answers) runs through `run`, so a
  *   paused process does nothing until it resumes and a dead one nothing at all.
@@ -12,7 +12,8 @@
  *   name the sender, so each process gets its own instance (that is how a partition knows the pair).
  */
 import { AskTimeoutError, UnreachableError } from '@bourse/actors';
-import type { Address, Clock, ManualClock, RequestSink, TimerHandle, Transport, TransportBinding, TransportEndpoint } from '@bourse/actors';
+import type { Address, Clock, RequestSink, TimerHandle, Transport, TransportBinding, TransportEndpoint } from '@bourse/actors';
+import type { SimClock } from './clock.js';
 import type { Prng } from './prng.js';
 import type { FaultCounts, FaultKind } from './types.js';
 
@@ -23,7 +24,7 @@ export class ProcessClock implements Clock {
 
   constructor(
     readonly peer: string,
-    private readonly world: ManualClock,
+    private readonly world: SimClock,
   ) {}
 
   now(): number {
@@ -79,12 +80,21 @@ export class SimNetwork {
   /** Test-only plant hook (see world.ts `Plants.settleFillTwice`): a command to deliver again, past the dedupe. */
   redeliver: ((to: Address, message: unknown) => unknown) | undefined;
 
+  /** One stream per fault kind, so switching a kind off (shrinking) does not shift the others' draws. */
+  private readonly rDrop: Prng;
+  private readonly rDup: Prng;
+  private readonly rDelay: Prng;
+
   constructor(
-    readonly clock: ManualClock,
-    private readonly rng: Prng,
+    readonly clock: SimClock,
+    rng: Prng,
     public faults: NetFaults,
     private readonly counts: FaultCounts,
-  ) {}
+  ) {
+    this.rDrop = rng.fork(11);
+    this.rDup = rng.fork(12);
+    this.rDelay = rng.fork(13);
+  }
 
   private static key(a: string, b: string): string {
     return a < b ? `${a}|${b}` : `${b}|${a}`;
@@ -138,16 +148,16 @@ export class SimNetwork {
   transit(from: string, toPeer: string | undefined, arrive: () => void): void {
     this.messages++;
     const f = this.faults;
-    if (f.drop > 0 && this.rng.chance(f.drop)) {
+    if (f.drop > 0 && this.rDrop.chance(f.drop)) {
       this.count('drop');
       return;
     }
-    const times = f.dup > 0 && this.rng.chance(f.dup) ? 2 : 1;
+    const times = f.dup > 0 && this.rDup.chance(f.dup) ? 2 : 1;
     if (times === 2) this.count('dup');
     for (let i = 0; i < times; i++) {
       let delay = 0;
-      if (f.delay > 0 && this.rng.chance(f.delay)) {
-        delay = this.rng.int(1, 25);
+      if (f.delay > 0 && this.rDelay.chance(f.delay)) {
+        delay = this.rDelay.int(1, 25);
         this.count('delay');
       }
       const go = (): void => {

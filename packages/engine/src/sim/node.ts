@@ -30,7 +30,7 @@ export interface NodeEnv {
   /** Every entity address of each shard key (woken by a new owner). */
   readonly entitiesOf: ReadonlyMap<string, readonly Address[]>;
   readonly nodeIds: readonly string[];
-  readonly worldClock: import('@bourse/actors').ManualClock;
+  readonly worldClock: import('./clock.js').SimClock;
   readonly leaseTickMs: number;
   /** Serving intervals, for the single-writer check. */
   onServe(shard: string, tenure: string, token: number, t: number): void;
@@ -83,7 +83,7 @@ export class SimEngineNode {
       journal,
       kinds: [bookKind(env.dir), ledgerKind(env.dir), mdKind()],
       groupCommit: { windowUs: 300, batchEventsMax: 2000, fenceOf: (id) => this.fenceOf(id) },
-      snapshotEventsEvery: 250,
+      snapshotEventsEvery: 1000,
       reliable: { resendMs: 40, attemptTimeoutMs: 40, windowMax: 512 },
       restart: { backoffMsMin: 2, backoffMsMax: 200, backoffResetMs: 1000 },
       passivation: { idleMs: 5_000 },

@@ -13,7 +13,8 @@
  * revision), TTL from the last write, revisions increasing across the bucket, all on simulated time.
  */
 import { JournalOutcomeUnknownError, JournalUnavailableError, MemoryJournal } from '@bourse/actors';
-import type { AppendOptions, AppendOutcome, Journal, JournalPage, JournalWrite, ManualClock, ReadOptions, Snapshot } from '@bourse/actors';
+import type { AppendOptions, AppendOutcome, Journal, JournalPage, JournalWrite, ReadOptions, Snapshot } from '@bourse/actors';
+import type { SimClock } from './clock.js';
 import type { ProcessClock, SimNetwork } from './net.js';
 import type { Prng } from './prng.js';
 import type { FaultCounts } from './types.js';
@@ -40,7 +41,7 @@ export class SimStore {
   appends = 0;
 
   constructor(
-    readonly clock: ManualClock,
+    readonly clock: SimClock,
     readonly net: SimNetwork,
     readonly rng: Prng,
     public faults: StoreFaults,
@@ -184,7 +185,7 @@ export class SimKV {
   private rev = 0;
 
   constructor(
-    private readonly clock: ManualClock,
+    private readonly clock: SimClock,
     readonly ttlMs: number,
     private readonly plants: KvPlants = {},
   ) {}

@@ -4,7 +4,7 @@
  * Real: the engine machines (book, ledger, market data), their entity kinds and the saga
  * (`../host/kinds.ts`, `../venue/routing.ts`), the actor runtime (`ActorNode`: group commit, reliable
  * messages with per-sender high-water marks, recovery, snapshots, release) and the journal's
- * contract (`MemoryJournal`: expected sequences, fences). Simulated: time (`ManualClock`, one
+ * contract (`MemoryJournal`: expected sequences, fences). Simulated: time (`SimClock`, one
  * `ProcessClock` per process), the network (drop, duplicate, delay/reorder, partition any pair),
  * the store's I/O (latency, failures, commit-outcome-unknown at a crash), NATS KV leases, process
  * crashes, restarts and pauses. Everything random is drawn from one `Prng` made from the seed.
@@ -13,7 +13,7 @@
  * the book's decision; book Cancel/Amend; ledger Deposit/Withdraw), over the simulated network, and
  * retries with the same clientOrderId / transferId after a timeout.
  */
-import { AskTimeoutError, ManualClock, RemoteActorError, ShardMap, UnreachableError, hashOf } from '@bourse/actors';
+import { AskTimeoutError, RemoteActorError, ShardMap, UnreachableError, hashOf } from '@bourse/actors';
 import type { AppendOptions, JournalWrite, NodeEvent, WireAsk, WireReply } from '@bourse/actors';
 import { Reject, defineInstrument } from '@bourse/schemas';
 import type { BookEvent, Instrument, LedgerEvent, RejectCode, Side } from '@bourse/schemas';
@@ -25,6 +25,7 @@ import { marketDataMachine } from '../marketdata/index.js';
 import type { HostDirectory, PlaceReply, BookOutcome } from '../host/kinds.js';
 import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 import { ProcessClock, SimNetwork, SimTransport } from './net.js';
+import { SimClock } from './clock.js';
 import { Prng } from './prng.js';
 import { SimKV, SimStore } from './store.js';
 import { SimEngineNode } from './node.js';
@@ -72,6 +73,8 @@ export interface WorldResult {
 const EPOCH = 1_700_000_000_000;
 const LEASE_TTL_MS = 300;
 const ASK_MS = 150;
+/** Sessions per account, each with one command in flight: the concurrency that fills a simulated ms. */
+const CLIENTS_PER_ACCOUNT = 3;
 
 function instrumentsFor(long: boolean): Instrument[] {
   const list = [
@@ -117,6 +120,8 @@ class Client {
     readonly maker: boolean,
     readonly clock: ProcessClock,
     readonly transport: SimTransport,
+    /** Session number within the account (ids stay unique per account). */
+    readonly session: number,
   ) {}
 }
 
@@ -132,7 +137,11 @@ interface Interval {
 
 export class World {
   readonly rng: Prng;
-  readonly clock = new ManualClock(0);
+  /** Separate streams: the workload, crashes/pauses, partitions (shrinking a fault kind away keeps the rest of the run). */
+  private readonly rWork: Prng;
+  private readonly rCrash: Prng;
+  private readonly rPart: Prng;
+  readonly clock = new SimClock(0);
   readonly counts: FaultCounts = {};
   readonly violations: Violation[] = [];
   invariantsChecked = 0;
@@ -172,6 +181,9 @@ export class World {
   constructor(options: WorldOptions) {
     this.o = { stopOnFirst: true, faultScale: 1, long: false, plants: {}, ...options } as never;
     this.rng = new Prng(options.seed);
+    this.rWork = this.rng.fork(3);
+    this.rCrash = this.rng.fork(4);
+    this.rPart = this.rng.fork(5);
     const f = options.faults;
     const sc = this.o.faultScale;
     this.net = new SimNetwork(
@@ -242,7 +254,8 @@ export class World {
     }
     this.edge = new ProcessClock('edge', this.clock);
     this.edgeTransport = new SimTransport(this.net, this.edge);
-    for (const a of this.accounts) this.clients.push(new Client(a, a.startsWith('mm'), this.edge, this.edgeTransport));
+    // Several sessions per account (each one command at a time): the concurrency that fills a simulated ms.
+    for (let k = 0; k < CLIENTS_PER_ACCOUNT; k++) for (const a of this.accounts) this.clients.push(new Client(a, a.startsWith('mm'), this.edge, this.edgeTransport, k));
   }
 
   // ---------------------------------------------------------------- violations
@@ -267,7 +280,9 @@ export class World {
     this.stats.commits!++;
     let h = this.commitDigest;
     for (const w of writes) {
-      h = mix(h, w.persistenceId);
+      // Commit order digest (ids by length and first/last chars, sequences, sizes); content is covered by the final replayed state hashes.
+      const id = w.persistenceId;
+      h = Math.imul(h ^ id.length ^ (id.charCodeAt(id.length - 1) << 8) ^ (id.charCodeAt(id.length - 2) << 16), 0x01000193);
       h = Math.imul(h ^ w.expectedSeq ^ (w.events.length << 20), 0x01000193) >>> 0;
       const pid = w.persistenceId;
       const isBook = pid.startsWith('book/');
@@ -275,7 +290,6 @@ export class World {
       for (const r of w.events) {
         const e = r as { type?: string; $rt?: unknown };
         if (e.$rt !== undefined || e.type === undefined) continue;
-        h = mix(h, e.type);
         if (isAccount) {
           const le = r as LedgerEvent;
           const account = pid.slice(8);
@@ -378,7 +392,7 @@ export class World {
         if (!(e instanceof AskTimeoutError || e instanceof UnreachableError || e instanceof RemoteActorError)) throw e;
         this.stats.retries!++;
         if (this.failed && this.o.stopOnFirst) return undefined;
-        await this.later(5 + this.rng.int(0, 20) + Math.min(attempt, 10) * 5);
+        await this.later(5 + this.rWork.int(0, 20) + Math.min(attempt, 10) * 5);
       }
     }
   }
@@ -475,7 +489,7 @@ export class World {
   }
 
   private nextOp(c: Client): Op {
-    const r = this.rng;
+    const r = this.rWork;
     const roll = r.next();
     const sym = r.pick(this.instruments).symbol;
     const ins = this.bySymbol.get(sym)!;
@@ -483,7 +497,7 @@ export class World {
     const tick = ins.tickSize;
     if (roll < 0.03) {
       const asset = r.pick(['USD', 'BTC', 'ETH']);
-      return { k: r.chance(0.6) ? 'deposit' : 'withdraw', transferId: `${c.account}-t${++c.n}`, asset, amount: r.int(1, asset === 'USD' ? 200_000 : 2_000) };
+      return { k: r.chance(0.6) ? 'deposit' : 'withdraw', transferId: `${c.account}-${c.session}-t${++c.n}`, asset, amount: r.int(1, asset === 'USD' ? 200_000 : 2_000) };
     }
     if (c.open.length > 0 && roll < (c.maker ? 0.25 : 0.12)) {
       const i = r.int(0, c.open.length - 1);
@@ -500,7 +514,7 @@ export class World {
     if (r.chance(0.05)) this.mids.set(sym, Math.max(20 * tick, mid + r.int(-2, 2) * tick));
     const side: Side = r.chance(0.5) ? 'buy' : 'sell';
     const lev = ins.mode === 'margin' ? { leverage: r.int(1, 10) } : {};
-    const coid = `${c.account}-o${++c.n}`;
+    const coid = `${c.account}-${c.session}-o${++c.n}`;
     if (c.maker) {
       const off = r.int(1, 8) * tick;
       return { k: 'place', coid, symbol: sym, side, orderType: 'limit', tif: 'GTC', price: side === 'buy' ? mid - off : mid + off, qty: r.int(1, 10), ...lev };
@@ -515,7 +529,7 @@ export class World {
 
   private injectFaults(): void {
     const f = this.o.faults;
-    const r = this.rng;
+    const r = this.rCrash;
     const sc = this.o.faultScale;
     const now = this.clock.now();
     // Restart crashed nodes when their downtime is over.
@@ -526,16 +540,16 @@ export class World {
       }
     }
     if (f.has('crash')) {
-      if (r.chance(0.0015 * sc)) {
+      if (r.chance(0.004 * sc)) {
         const live = this.nodes.map((n, i) => (n?.alive ? i : -1)).filter((i) => i >= 0);
-        if (live.length > 1 || this.nodes.length === 1) {
+        if (live.length > 1 || (live.length === 1 && this.nodes.length === 1)) {
           const i = r.pick(live);
           this.nodes[i]!.kill();
           this.downUntil.set(i, now + r.int(10, 400));
           this.count('crash');
         }
       }
-      if (r.chance(0.0015 * sc)) {
+      if (r.chance(0.004 * sc)) {
         // A stalled process (GC pause, SIGSTOP): the lease-expiry race.
         const live = this.nodes.filter((n): n is SimEngineNode => n !== undefined && n.alive && !n.clock.paused);
         if (live.length > 0) {
@@ -546,14 +560,15 @@ export class World {
         }
       }
     }
-    if (f.has('partition') && r.chance(0.003 * sc)) {
+    const rp = this.rPart;
+    if (f.has('partition') && rp.chance(0.008 * sc)) {
       const peers = [...this.env.nodeIds, 'edge', 'store', 'nats'];
-      const a = r.pick(peers);
-      let b = r.pick(peers);
+      const a = rp.pick(peers);
+      let b = rp.pick(peers);
       if (a === b) b = a === 'store' ? 'nats' : 'store';
       this.net.partition(a, b);
       this.count('partition');
-      this.clock.schedule(r.int(5, 600), () => this.net.heal(a, b));
+      this.clock.schedule(rp.int(5, 600), () => this.net.heal(a, b));
     }
   }
 
@@ -604,12 +619,17 @@ export class World {
     // An exception nobody catches would kill a real node process: record it as a violation.
     const onUnhandled = (e: unknown): void => this.violate('no-crash', `unhandled rejection (a node process would die): ${(e as Error)?.stack?.split('\n').slice(0, 4).join(' | ') ?? String(e)}`);
     process.on('unhandledRejection', onUnhandled);
+    // Timeouts and unreachable errors are created by the thousand under faults; their stack traces
+    // were ~5% of a run's CPU. Restored when the run ends (unhandled rejections keep a short stack).
+    const stackLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 4;
     try {
       return await this.runInner();
     } finally {
       // Let rejections of this run surface while the handler is still installed.
       await this.turns(2);
       process.off('unhandledRejection', onUnhandled);
+      Error.stackTraceLimit = stackLimit;
     }
   }
 
@@ -617,6 +637,7 @@ export class World {
     // Bring the cluster up and fund every account (not counted as steps, no faults yet).
     for (let i = 0; i < 2_000 && !this.allServed(); i++) await this.tick(5);
     for (const c of this.clients) {
+      if (c.session > 0) continue;
       c.busy = true;
       void (async () => {
         for (const [asset, amount] of [['USD', 50_000_000], ['BTC', 200_000], ['ETH', 500_000]] as const) {
@@ -629,12 +650,12 @@ export class World {
     for (let i = 0; i < 20; i++) await this.tick(1);
     this.stats.startMs = this.clock.now();
     // The workload, under faults.
-    const perTick = this.o.long ? 8 : 6;
+    const perTick = this.clients.length;
     let issued = 0;
     let ticks = 0;
     while (issued < this.o.steps && !(this.failed && this.o.stopOnFirst)) {
       for (let k = 0; k < perTick && issued < this.o.steps; k++) {
-        const c = this.clients[this.rng.int(0, this.clients.length - 1)]!;
+        const c = this.clients[this.rWork.int(0, this.clients.length - 1)]!;
         if (c.busy) continue;
         this.step = ++issued;
         this.issue(c, this.nextOp(c));
@@ -688,7 +709,9 @@ export class World {
   private replayed = new Map<string, { hash: string; state: unknown }>();
 
   private finalChecks(): void {
-    const mem = this.store.mem;
+    const raw = this.store.mem;
+    const cache = new Map<string, unknown[]>();
+    const mem = { eventsOf: (id: string): unknown[] => cache.get(id) ?? cache.set(id, raw.eventsOf(id)).get(id)! };
     // 1. Acknowledged orders and transfers: exactly once in the journal.
     for (const a of this.acked) {
       this.check(this.heldByOrder.get(a.orderId) === 1, 'acked-order-lost', () => `acked order ${a.orderId} (${a.account} ${a.coid}, step ${a.step}) held ${this.heldByOrder.get(a.orderId) ?? 0} times in the journal`);
