@@ -66,6 +66,13 @@ export class SimClock implements Clock {
     return top;
   }
 
+  /** Due time of the next live timer, or undefined. */
+  nextAt(): number | undefined {
+    const a = this.heap;
+    while (a.length > 0 && a[0]!.fn === undefined) this.pop();
+    return a.length > 0 ? a[0]!.at : undefined;
+  }
+
   advance(ms: number): number {
     return this.advanceTo(this.t + ms);
   }

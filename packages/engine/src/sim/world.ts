@@ -527,10 +527,11 @@ export class World {
 
   // ---------------------------------------------------------------- faults
 
-  private injectFaults(): void {
+  /** `dt`: simulated ms since the last call (fault rates are per ms). */
+  private injectFaults(dt = 1): void {
     const f = this.o.faults;
     const r = this.rCrash;
-    const sc = this.o.faultScale;
+    const sc = this.o.faultScale * dt;
     const now = this.clock.now();
     // Restart crashed nodes when their downtime is over.
     for (const [i, until] of this.downUntil) {
@@ -609,6 +610,11 @@ export class World {
     await this.turns(3);
   }
 
+  private idleJump(): number {
+    const next = this.clock.nextAt();
+    return next === undefined ? 1 : Math.max(1, Math.min(20, Math.ceil(next - this.clock.now())));
+  }
+
   private allServed(): boolean {
     const served = new Set<string>();
     for (const n of this.nodes) if (n?.alive && !n.clock.paused) for (const s of n.servedShards()) served.add(s);
@@ -653,15 +659,19 @@ export class World {
     const perTick = this.clients.length;
     let issued = 0;
     let ticks = 0;
+    let dt = 1;
     while (issued < this.o.steps && !(this.failed && this.o.stopOnFirst)) {
+      const before = issued;
       for (let k = 0; k < perTick && issued < this.o.steps; k++) {
         const c = this.clients[this.rWork.int(0, this.clients.length - 1)]!;
         if (c.busy) continue;
         this.step = ++issued;
         this.issue(c, this.nextOp(c));
       }
-      this.injectFaults();
-      await this.tick(1);
+      this.injectFaults(dt);
+      // Every client waiting (timeouts, partitions): jump to the next timer (at most 20 ms) instead of ticking idle ms.
+      dt = issued === before ? this.idleJump() : 1;
+      await this.tick(dt);
       if (++ticks % 16 === 0) this.checkBooks();
     }
     this.step = issued;
