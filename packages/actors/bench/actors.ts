@@ -169,7 +169,7 @@ if (argOf('--pg') === undefined && argOf('--nats') === undefined) console.log(JS
 else {
   const { runClusterBench } = await import('./cluster.js');
   console.log(
-    `cluster method: three node processes (toy bank accounts, 64 shards, 3000 accounts) on NATS ${argOf('--nats') ?? 'nats://127.0.0.1:4222'} ` +
+    `cluster method: three node processes (toy bank accounts, 64 shards, 3000 accounts, 6000 closed-loop callers) on NATS ${argOf('--nats') ?? 'nats://127.0.0.1:4222'} ` +
       `and Postgres (private schema); client in this process; deposits acked after commit; then SIGKILLs with restarts under a deposit+transfer load.`,
   );
   const c = await runClusterBench({ natsUrl: argOf('--nats') ?? 'nats://127.0.0.1:4222', pgUrl: argOf('--pg') });

@@ -58,7 +58,7 @@ export async function runClusterBench(o: ClusterBenchOptions): Promise<ClusterBe
   const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 3000);
   const SHARDS = 64;
   const measureMs = o.measureMs ?? 10_000;
-  const window = o.window ?? 3000;
+  const window = o.window ?? Number(process.env.BENCH_CALLERS ?? 6000);
   const KILLS = o.kills ?? 3;
   const env: ClusterEnv = await openClusterEnv({ natsUrl: o.natsUrl, pgUrl: o.pgUrl, shards: SHARDS, windowUs: 2000 });
   try {
