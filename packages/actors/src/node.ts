@@ -515,7 +515,7 @@ export class ActorNode {
       const reply = r as WireReply;
       if (reply.ok) sink.ok(reply.v);
       else sink.fail(new RemoteActorError(reply.e.name, reply.e.message));
-    }, sink.fail);
+    }, (e: unknown) => sink.fail(e));
   }
 
   private settled(cell: Cell): void {

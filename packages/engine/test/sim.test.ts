@@ -23,14 +23,7 @@ function run(seed: number, steps: number, faults: ReadonlySet<FaultKind> = ALL, 
  * A violation matching one is reported by the sweep but does not fail it; when the owner fixes it,
  * the pinned test below starts failing and the entry must go.
  */
-const KNOWN: { readonly id: string; readonly match: (v: Violation) => boolean }[] = [
-  {
-    // packages/actors/src/node.ts forward(): `.then(…, sink.fail)` passes a class method unbound; a
-    // released command that came from a remote asker (AskSink) and whose forward fails throws a TypeError.
-    id: 'actors-release-forward-unbound-sink',
-    match: (v) => v.invariant === 'no-crash' && v.detail.includes("reading 'sink'"),
-  },
-];
+const KNOWN: { readonly id: string; readonly match: (v: Violation) => boolean }[] = [];
 
 const known = (v: Violation) => KNOWN.find((k) => k.match(v))?.id;
 
@@ -78,16 +71,6 @@ describe('sim - deterministic fault-injecting cluster simulator', function () {
     expect(last.seed).to.equal(7);
     expect(last).to.include.keys('steps', 'faultsInjected', 'invariantsChecked', 'violations', 'finalStateHash', 'stepsPerSec');
     expect(summary.violations).to.deep.equal([]);
-  });
-
-  it('sim - the known Bourse bug still reproduces within 10 seeds (remove it from KNOWN once packages/actors fixes it)', async () => {
-    let found: number | undefined;
-    for (let seed = 1; seed <= 10 && found === undefined; seed++) {
-      const r = await run(seed, 800);
-      if (r.violations.some((v) => known(v) === 'actors-release-forward-unbound-sink')) found = seed;
-    }
-    console.log(`      reproduced at seed ${found}`);
-    expect(found).to.not.equal(undefined);
   });
 
   // ---------------------------------------------------------------- planted bugs
