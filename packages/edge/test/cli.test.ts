@@ -15,19 +15,32 @@ const cli = path.join(pkg, 'dist', 'src', 'cli', 'main.js');
 const bourse = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 60_000 });
 
 describe('cli - bourse', () => {
-  it('cli - help lists the commands and exits 0', () => {
+  it('cli - help lists the commands and exits 0', function () {
+    this.timeout(30_000);
     const r = bourse('help');
     expect(r.status).to.equal(0);
     expect(r.stdout).to.contain('start').and.to.contain('migrate');
   });
 
-  it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', () => {
-    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x']]) {
+  it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', function () {
+    this.timeout(60_000);
+    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus']]) {
       const r = bourse(...args);
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);
       expect(r.stderr, args.join(' ')).to.not.contain('    at ');
     }
+  });
+
+  it('cli - sim runs a seed and prints one JSON summary line last; the same seed gives the same hash', function () {
+    this.timeout(120_000);
+    const runs = [1, 2].map(() => bourse('sim', '--seed', '7', '--steps', '600', '--json'));
+    for (const r of runs) expect(r.status, r.stderr).to.equal(0);
+    const [a, b] = runs.map((r) => JSON.parse(r.stdout.trim().split('\n').pop()!));
+    expect(a).to.include({ seed: 7, steps: 600 });
+    expect(a.violations).to.deep.equal([]);
+    expect(a.invariantsChecked).to.be.greaterThan(0);
+    expect(a.finalStateHash).to.be.a('string').and.equal(b.finalStateHash);
   });
 
   it('cli - migrate --pglite creates the schema, twice without error', function () {
@@ -44,7 +57,8 @@ describe('cli - bourse', () => {
     }
   });
 
-  it('cli - migrate against an unreachable server fails fast with a clear message', () => {
+  it('cli - migrate against an unreachable server fails fast with a clear message', function () {
+    this.timeout(30_000);
     const r = bourse('migrate', '--pg', 'postgres://postgres@127.0.0.1:1/test');
     expect(r.status).to.equal(1);
     expect(r.stderr).to.contain('unreachable');

@@ -16,3 +16,4 @@ export * from './venue/venue.js';
 export type * from './venue/gateway.js';
 export * from './strategy/market-maker.js';
 export * from './host/index.js';
+export * from './sim/index.js';

@@ -6,6 +6,7 @@
  *   pnpm bourse demo [--seconds N]                               the engine core alone, in memory (demo.ts)
  *   pnpm bourse migrate --pg URL | --pglite DIR                  create or upgrade the store's schema
  *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
+ *   pnpm bourse sim --seed S | --seeds A..B ...                  the deterministic simulator (QA)
  *   pnpm bourse help
  *
  * It lives in packages/edge because it composes everything (edge -> engine -> store -> actors ->
@@ -50,6 +51,43 @@ const commands: Record<string, { summary: string; run: Handler }> = {
       if (!values.pg === !values.pglite) throw new UsageError('migrate needs exactly one of --pg URL or --pglite DIR');
       const { runMigrate } = await import('./migrate.js');
       await runMigrate(values.pg ? { pg: values.pg } : { pglite: values.pglite! });
+    },
+  },
+  sim: {
+    summary: 'sim --seed S | --seeds A..B [--steps N] [--nodes K] [--faults crash,partition,drop,dup,delay,store|none] [--json] [--long] [--no-shrink]   deterministic fault-injecting simulation; exit 1 on a violation',
+    run: async (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: {
+          seed: { type: 'string' }, seeds: { type: 'string' }, steps: { type: 'string' }, nodes: { type: 'string' }, faults: { type: 'string' },
+          json: { type: 'boolean' }, long: { type: 'boolean' }, 'no-shrink': { type: 'boolean' },
+        },
+        strict: true,
+      });
+      const { runSim, FAULT_KINDS } = await import('@bourse/engine');
+      if ((values.seed === undefined) === (values.seeds === undefined)) throw new UsageError('sim needs exactly one of --seed S or --seeds A..B');
+      let seeds: [number, number] | undefined;
+      if (values.seeds !== undefined) {
+        const m = /^(\d+)\.\.(\d+)$/.exec(values.seeds);
+        if (!m || Number(m[1]) > Number(m[2])) throw new UsageError(`--seeds must be A..B with A <= B, got '${values.seeds}'`);
+        seeds = [Number(m[1]), Number(m[2])];
+      }
+      const faults = values.faults === undefined ? undefined : values.faults === 'none' ? [] : values.faults.split(',');
+      for (const f of faults ?? []) if (!(FAULT_KINDS as readonly string[]).includes(f)) throw new UsageError(`unknown fault '${f}' (one of ${FAULT_KINDS.join(', ')}, or none)`);
+      const seed = optionalInt(values.seed, 'seed');
+      const steps = optionalInt(values.steps, 'steps');
+      const nodes = optionalInt(values.nodes, 'nodes');
+      const { exitCode } = await runSim({
+        ...(seed !== undefined && { seed }),
+        ...(seeds && { seeds }),
+        ...(steps !== undefined && { steps }),
+        ...(nodes !== undefined && { nodes }),
+        ...(faults && { faults: faults as (typeof FAULT_KINDS)[number][] }),
+        json: values.json === true,
+        long: values.long === true,
+        shrink: !values['no-shrink'],
+      });
+      if (exitCode !== 0) throw Object.assign(new Error('violations found (see above for the replay command)'), { exitCode });
     },
   },
   load: {
@@ -106,7 +144,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     console.error(`bourse ${name}: ${err.message}`);
-    return 1;
+    const exitCode = (err as unknown as { exitCode?: unknown }).exitCode;
+    return typeof exitCode === 'number' ? exitCode : 1;
   }
 }
 
