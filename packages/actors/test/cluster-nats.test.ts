@@ -95,19 +95,19 @@ describe('actors - cluster over NATS and Postgres (node processes)', function ()
     console.log(`      ${sent} deposits sent, ${acked.size} acknowledged (${acked.size - before} after n2 began leaving)`);
     console.log(formatClusterStatus(await clusterStatus(e.nc, { cluster: e.cluster })).replace(/^/gm, '      ').trimEnd());
     expect(failures, failures.slice(0, 5).join('\n')).to.deep.equal([]);
-    expect(acked.size).to.equal(sent);
+    expect(acked.size, 'every deposit sent was acknowledged').to.equal(sent);
     const logs = e.logs();
     const errors = logs.filter((l) => l.ev === 'error');
     expect(errors, JSON.stringify(errors.slice(0, 3))).to.deep.equal([]);
     const n2stops = logs.filter((l) => l.ev === 'stop' && l.node === 'n2');
     expect(n2stops.length).to.be.greaterThan(0);
-    for (const s of n2stops) expect(String(s.reason)).to.match(/^(node leaving|handoff to)/);
-    expect(overlaps(servingIntervals(logs, new Map(), Date.now()))).to.deep.equal([]);
+    for (const s of n2stops) expect(String(s.reason), `n2 stopped ${s.shard as string}: ${String(s.reason)}`).to.match(/^(node leaving|handoff to)/);
+    expect(overlaps(servingIntervals(logs, new Map(), Date.now())), 'no shard served by two nodes at once').to.deep.equal([]);
     const ledger = checkLedger(await readAccounts(e.journal, ACCOUNTS), acked, new Map());
-    expect(ledger.problems).to.deep.equal([]);
-    expect(ledger.lostAcked).to.equal(0);
-    expect(ledger.duplicated).to.equal(0);
-    expect(ledger.total).to.equal(acked.size);
+    expect(ledger.problems, ledger.problems.join('\n')).to.deep.equal([]);
+    expect(ledger.lostAcked, 'lost acknowledged deposits').to.equal(0);
+    expect(ledger.duplicated, 'duplicated deposits').to.equal(0);
+    expect(ledger.total, 'deposits in the journal').to.equal(acked.size);
   });
   it('actors - crash: 50k+ transfers with retries while random nodes are SIGKILLed and restarted (and one paused past its lease); every acked transfer applied exactly once, money conserved, no shard served by two nodes', async () => {
     const e = (env = await openClusterEnv({ natsUrl: nats!.url, shards: 32 }));
