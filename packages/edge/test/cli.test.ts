@@ -24,7 +24,7 @@ describe('cli - bourse', () => {
 
   it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', function () {
     this.timeout(60_000);
-    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus']]) {
+    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus'], ['cluster'], ['cluster', 'status'], ['cluster', 'status', '--nats', 'http://x']]) {
       const r = bourse(...args);
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);

@@ -7,6 +7,7 @@
  *   pnpm bourse migrate --pg URL | --pglite DIR                  create or upgrade the store's schema
  *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
  *   pnpm bourse sim --seed S | --seeds A..B ...                  the deterministic simulator (QA)
+ *   pnpm bourse cluster status --nats URL                        shard ownership and lease ages
  *   pnpm bourse help
  *
  * It lives in packages/edge because it composes everything (edge -> engine -> store -> actors ->
@@ -88,6 +89,18 @@ const commands: Record<string, { summary: string; run: Handler }> = {
         shrink: !values['no-shrink'],
       });
       if (exitCode !== 0) throw Object.assign(new Error('violations found (see above for the replay command)'), { exitCode });
+    },
+  },
+  cluster: {
+    summary: 'cluster status --nats URL [--cluster NAME] [--json]   nodes, the shards each owns, fence tokens and lease ages',
+    run: async (argv) => {
+      const [sub, ...rest] = argv;
+      if (sub !== 'status') throw new UsageError("cluster takes a subcommand: 'status'");
+      const { values } = parseArgs({ args: rest, options: { nats: { type: 'string' }, cluster: { type: 'string' }, json: { type: 'boolean' } }, strict: true });
+      if (!values.nats || !/^nats:\/\//.test(values.nats)) throw new UsageError('cluster status needs --nats nats://HOST:PORT');
+      const { clusterStatus, formatClusterStatus } = await import('@bourse/actors');
+      const status = await clusterStatus(values.nats, values.cluster ? { cluster: values.cluster } : {});
+      process.stdout.write(values.json ? JSON.stringify(status) + '\n' : formatClusterStatus(status));
     },
   },
   load: {
