@@ -6,3 +6,4 @@ export * from './marketdata.js';
 export * from './machine.js';
 export * from './l2/index.js';
 export * from './wire.js';
+export * from './hash.js';

@@ -1,3 +1,4 @@
+import { hashString } from '@bourse/schemas';
 import type { StateMachine } from '@bourse/schemas';
 import type { Address } from './address.js';
 
@@ -101,7 +102,7 @@ export function fromDecideApply<S, C, E>(d: DecideApply<S, C, E>): StateMachine<
 /** A 106-bit hex hash of canonical JSON (two cyrb53 lanes). For replay checks, not security. */
 export function hashOf(value: unknown): string {
   const text = canonicalJson(value);
-  return cyrb53(text, 0x9e3779b9).toString(16).padStart(14, '0') + cyrb53(text, 0x85ebca6b).toString(16).padStart(14, '0');
+  return hashString(text);
 }
 
 /** JSON with object keys sorted, so equal plain data gives equal text. */
@@ -117,17 +118,3 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-function cyrb53(str: string, seed: number): number {
-  let h1 = 0xdeadbeef ^ seed;
-  let h2 = 0x41c6ce57 ^ seed;
-  for (let i = 0; i < str.length; i++) {
-    const ch = str.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
-  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
-  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
-  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909);
-  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
-}
