@@ -29,6 +29,7 @@ export const Reject = {
   // THROTTLE
   THROTTLE_ORDERS: 300,
   THROTTLE_MESSAGES: 301,
+  THROTTLE_SYSTEM_BUSY: 302,
 
   // ORDER: a field is out of range, or breaks an instrument rule
   ORDER_INVALID_ID: 1000,

@@ -65,6 +65,13 @@ export interface EmbeddedVenueOptions {
    */
   readonly ordersInFlightMax?: number;
   /**
+   * Orders that may wait in the gateway FIFO behind `ordersInFlightMax`; past it `placeOrder` answers
+   * at once with THROTTLE_SYSTEM_BUSY and executes nothing (its clientOrderId stays unused), so clients
+   * back off and admitted orders stay fast. Default 4096: about 2.7 s of queue at PGlite's ~1.5k
+   * orders/s, well inside the 15 s answer timeout. 0 = reject whenever the saga is full.
+   */
+  readonly ordersQueuedMax?: number;
+  /**
    * PGlite/pg targets: run the store (journal, read models, projections) on its own worker thread.
    * Default true: PGlite computes on the calling thread, and there it competed with the actors.
    */
@@ -162,6 +169,7 @@ export class EmbeddedVenue implements VenueGateway {
   #lastTs = 0;
   #inFlight = 0;
   readonly #inFlightMax: number;
+  readonly #queuedMax: number;
   #admission: (() => void)[] = [];
   #admissionHead = 0;
 
@@ -183,6 +191,7 @@ export class EmbeddedVenue implements VenueGateway {
     this.#now = options.now ?? Date.now;
     this.#askMs = options.askTimeoutMs ?? 15_000;
     this.#inFlightMax = Math.max(1, options.ordersInFlightMax ?? 256);
+    this.#queuedMax = Math.max(0, options.ordersQueuedMax ?? 4096);
     this.#onEvent = options.onEvent;
     this.journal = new HostJournal(inner, (pid, from, recs) => this.#tap(pid, from, recs));
     const dir: HostDirectory = { instruments: this.#instruments, accountNo: (a) => this.#accounts.get(a) };
@@ -232,7 +241,13 @@ export class EmbeddedVenue implements VenueGateway {
   // ---------------------------------------------------------------- order entry
 
   async placeOrder(account: string, req: OrderRequest, ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
-    if (this.#inFlight >= this.#inFlightMax) await new Promise<void>((r) => this.#admission.push(r));
+    if (this.#inFlight >= this.#inFlightMax) {
+      // Load shedding: a full queue answers at once, before anything (the clientOrderId included) is touched.
+      if (this.#admission.length - this.#admissionHead >= this.#queuedMax) {
+        return reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: ${this.#inFlightMax} orders in flight and ${this.#queuedMax} queued; retry later`);
+      }
+      await new Promise<void>((r) => this.#admission.push(r));
+    }
     this.#inFlight++;
     try {
       return await this.#placeOrder(account, req, ctx);
