@@ -34,14 +34,15 @@ class HttpError extends Error {
   }
 }
 
-function statusOf(code: RejectCode): number {
+/** HTTP status for a reject code: throttles 429, overload 503 (both tell a client to back off), bad input 4xx. */
+export function statusOf(code: RejectCode): number {
   if (code === Reject.AUTH_INVALID_KEY || code === Reject.PROTO_NOT_AUTHENTICATED) return 401;
   if (code === Reject.AUTH_FORBIDDEN_ROLE || code === Reject.AUTH_ACCOUNT_NOT_PERMITTED) return 403;
   if (code === Reject.THROTTLE_ORDERS || code === Reject.THROTTLE_MESSAGES) return 429;
   if (code === Reject.PROTO_FRAME_TOO_LARGE) return 413;
   if (code < 200) return 400;
   if (code === Reject.ORDER_UNKNOWN_INSTRUMENT || code === Reject.ADMIN_UNKNOWN_ACCOUNT || code === Reject.BOOK_UNKNOWN_ORDER) return 404;
-  if (code === Reject.ACTOR_UNAVAILABLE || code === Reject.ACTOR_TIMEOUT) return 503;
+  if (code === Reject.ACTOR_UNAVAILABLE || code === Reject.ACTOR_TIMEOUT || code === Reject.THROTTLE_SYSTEM_BUSY) return 503;
   return 422;
 }
 

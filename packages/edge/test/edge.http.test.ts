@@ -97,3 +97,18 @@ describe('edge - HTTP JSON API and metrics', function () {
     await c.close();
   });
 });
+
+import { statusOf } from '../src/http.js';
+describe('edge - HTTP status per reject code', () => {
+  it('edge - throttles answer 429, overload and an unavailable engine 503, bad input 4xx', () => {
+    expect(statusOf(Reject.THROTTLE_ORDERS)).to.equal(429);
+    expect(statusOf(Reject.THROTTLE_MESSAGES)).to.equal(429);
+    expect(statusOf(Reject.THROTTLE_SYSTEM_BUSY)).to.equal(503);
+    expect(statusOf(Reject.ACTOR_UNAVAILABLE)).to.equal(503);
+    expect(statusOf(Reject.AUTH_INVALID_KEY)).to.equal(401);
+    expect(statusOf(Reject.AUTH_FORBIDDEN_ROLE)).to.equal(403);
+    expect(statusOf(Reject.ORDER_UNKNOWN_INSTRUMENT)).to.equal(404);
+    expect(statusOf(Reject.PROTO_MALFORMED_FRAME)).to.equal(400);
+    expect(statusOf(Reject.RISK_INSUFFICIENT_BALANCE)).to.equal(422);
+  });
+});
