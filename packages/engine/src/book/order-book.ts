@@ -327,36 +327,24 @@ export class OrderBook {
   }
 
   private dispatch(cmd: BookCommand, ts: number, out: BookEvent[]): void {
+    if (!isCommandType(cmd.type)) return this.reject(cmd, 'unknown', ts, Reject.PROTO_UNKNOWN_MESSAGE, out);
+    // Every command first expires the GTD orders whose time has come on the command clock.
+    if (this.expiries.items.length !== 0) this.expire(ts, out);
     switch (cmd.type) {
       case 'NewOrder':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.newOrder(cmd, ts, out);
-        return;
+        return this.newOrder(cmd, ts, out);
       case 'CancelOrder':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.cancelOrder(cmd, ts, out);
-        return;
+        return this.cancelOrder(cmd, ts, out);
       case 'AmendOrder':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.amendOrder(cmd, ts, out);
-        return;
+        return this.amendOrder(cmd, ts, out);
       case 'MassCancel':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.massCancel(cmd, ts, out);
-        return;
+        return this.massCancel(cmd, ts, out);
       case 'SetTradingStatus':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.setStatus(cmd, ts, out);
-        return;
+        return this.setStatus(cmd, ts, out);
       case 'SetReferencePrice':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
-        this.setReference(cmd, ts, out);
-        return;
+        return this.setReference(cmd, ts, out);
       case 'BookTick':
-        if (this.expiries.items.length !== 0) this.expire(ts, out);
         return;
-      default:
-        this.reject(cmd, 'unknown', ts, Reject.PROTO_UNKNOWN_MESSAGE, out);
     }
   }
 
