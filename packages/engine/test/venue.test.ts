@@ -7,50 +7,15 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { defineInstrument, rejectName } from '@bourse/schemas';
+import { rejectName } from '@bourse/schemas';
 import type { BookEvent, LedgerEvent, MdEvent, Side } from '@bourse/schemas';
 import { Venue, FEES_ACCOUNT, CLEARING_ACCOUNT } from '../src/venue/venue.js';
 import type { VenueEvent } from '../src/venue/venue.js';
 import { bookMachine } from '../src/book/index.js';
 import { ledgerMachine } from '../src/risk/index.js';
 import { marketDataMachine, l2Snapshot } from '../src/marketdata/index.js';
-
-const SPOT = defineInstrument({ symbol: 'BTC-USD', tickSize: 5, lotSize: 1, minQty: 1, maxQty: 50, makerFeeBps: 10, takerFeeBps: 25, baseMultiplier: 100 });
-const PERP = defineInstrument({
-  symbol: 'BTC-PERP', mode: 'margin', base: 'BTC', quote: 'USD', tickSize: 5, lotSize: 1, minQty: 1, maxQty: 50,
-  makerFeeBps: 5, takerFeeBps: 20, maxLeverage: 10, maintenanceMarginBps: 500,
-});
-const ACCOUNTS = ['a1', 'a2', 'a3', 'a4'];
-
-type Op =
-  | { k: 'deposit'; acct: number; asset: 'USD' | 'BTC'; amount: number }
-  | { k: 'withdraw'; acct: number; asset: 'USD' | 'BTC'; amount: number }
-  | { k: 'place'; acct: number; perp: boolean; side: Side; market: boolean; tif: 'GTC' | 'IOC' | 'FOK'; offset: number; qty: number; leverage: number }
-  | { k: 'cancel'; acct: number; nth: number }
-  | { k: 'amend'; acct: number; nth: number; offset: number; qty: number }
-  | { k: 'mass'; acct: number; perp: boolean }
-  | { k: 'mark'; offset: number }
-  | { k: 'tick'; dt: number };
-
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('deposit' as const), acct: fc.nat(2), asset: fc.constantFrom('USD' as const, 'BTC' as const), amount: fc.integer({ min: 1, max: 2_000_000 }) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('withdraw' as const), acct: fc.nat(3), asset: fc.constantFrom('USD' as const, 'BTC' as const), amount: fc.integer({ min: 1, max: 500_000 }) }) },
-  {
-    weight: 10,
-    arbitrary: fc.record({
-      k: fc.constant('place' as const), acct: fc.nat(3), perp: fc.boolean(), side: fc.constantFrom('buy' as const, 'sell' as const),
-      market: fc.integer({ min: 0, max: 5 }).map((n) => n === 0), tif: fc.constantFrom('GTC' as const, 'GTC' as const, 'GTC' as const, 'IOC' as const, 'FOK' as const), offset: fc.integer({ min: -6, max: 6 }),
-      qty: fc.integer({ min: 1, max: 12 }), leverage: fc.integer({ min: 1, max: 10 }),
-    }),
-  },
-  { weight: 3, arbitrary: fc.record({ k: fc.constant('cancel' as const), acct: fc.nat(3), nth: fc.nat(20) }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('amend' as const), acct: fc.nat(3), nth: fc.nat(20), offset: fc.integer({ min: -4, max: 4 }), qty: fc.integer({ min: 1, max: 12 }) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('mass' as const), acct: fc.nat(3), perp: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ k: fc.constant('mark' as const), offset: fc.integer({ min: -40, max: 40 }) }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant('tick' as const), dt: fc.integer({ min: 1, max: 90_000 }) }) },
-);
-
-const MID = 1_000;
+import { SPOT, PERP, ACCOUNTS, MID, opArb, funded, orderRequest } from './traders.js';
+import type { Op } from './traders.js';
 
 function run(ops: Op[]): { venue: Venue; log: VenueEvent[] } {
   const venue = new Venue([SPOT, PERP]);
@@ -69,17 +34,9 @@ function run(ops: Op[]): { venue: Venue; log: VenueEvent[] } {
       case 'withdraw':
         venue.withdraw(ts, acct, op.asset, op.amount, `t${++n}`);
         break;
-      case 'place': {
-        const symbol = op.perp ? PERP.symbol : SPOT.symbol;
-        // Resting orders spread around MID; IOC and FOK lean across it, so they find liquidity.
-        const lean = op.tif === 'GTC' ? op.offset : (op.side === 'buy' ? 1 : -1) * Math.abs(op.offset);
-        const price = MID + lean * 5;
-        const cap = op.side === 'buy' ? price + 50 : price - 50; // market orders carry a protection price
-        venue.place(ts, acct, op.market
-          ? { symbol, side: op.side, orderType: 'market', tif: op.tif === 'GTC' ? 'IOC' : op.tif, price: cap, qty: op.qty, ...(op.perp ? { leverage: op.leverage } : {}) }
-          : { symbol, side: op.side, orderType: 'limit', tif: op.tif, price, qty: op.qty, ...(op.perp ? { leverage: op.leverage } : {}) });
+      case 'place':
+        venue.place(ts, acct, orderRequest(op, ++n));
         break;
-      }
       case 'cancel':
       case 'amend': {
         const orders = [...venue.ledgers.get(acct)!.state.orders.values()];
@@ -173,11 +130,6 @@ describe('venue - the saga over real book, ledgers and market data', () => {
     let liquidations = 0;
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 20, maxLength: 150, size: 'max' }), (ops) => {
-        // a4 is thinly funded and never topped up (random deposits go to a1..a3), so marks can liquidate it.
-        const funded: Op[] = ACCOUNTS.flatMap((_, acct) => [
-          { k: 'deposit', acct, asset: 'USD', amount: acct === 3 ? 3_000 : 3_000_000 } as Op,
-          { k: 'deposit', acct, asset: 'BTC', amount: 5_000 } as Op,
-        ]);
         const { venue, log } = run([...funded, ...ops]);
         checkReplay(venue, log);
         fills += log.filter((e) => e.kind === 'book' && e.event.type === 'Fill').length;
