@@ -337,3 +337,14 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('store - ledger streams', () => {
+  it('store - names the system ledgers both bare and as the engine actors journal them (account/fees, account/clearing)', () => {
+    expect(ledgerOfStream('account/acc-1')).to.deep.equal({ kind: 'user', account: 'acc-1' });
+    expect(ledgerOfStream('fees')).to.deep.equal({ kind: 'fees', account: 'fees' });
+    expect(ledgerOfStream('account/fees')).to.deep.equal({ kind: 'fees', account: 'fees' });
+    expect(ledgerOfStream('clearing')).to.deep.equal({ kind: 'clearing', account: 'clearing' });
+    expect(ledgerOfStream('account/clearing')).to.deep.equal({ kind: 'clearing', account: 'clearing' });
+    expect(() => ledgerOfStream('book/BTC-USD')).to.throw(/not a ledger stream/);
+  });
+});

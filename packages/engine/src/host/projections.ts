@@ -1,7 +1,6 @@
 /** The store's projections over an actor-hosted journal. */
 import type { JournalPage } from '@bourse/actors';
 import type { Projection } from '@bourse/store';
-import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 
 /** Whether a journal record is the runtime's (`$rt` marker), not a domain event. */
 export function isRuntimeRecord(rec: unknown): boolean {
@@ -10,17 +9,15 @@ export function isRuntimeRecord(rec: unknown): boolean {
 
 /**
  * The store's projections, as they must read an actor-hosted journal: runtime records (`$rt`) are
- * dropped from each page, and the system ledgers' streams (`account/fees`, `account/clearing`) are
- * presented under the ids the ledger projection knows them by (`fees`, `clearing`).
+ * dropped from each page. (The store's ledger projection knows `account/fees` and `account/clearing`
+ * as the system ledgers itself.)
  */
 export function forHostJournal(p: Projection<any>): Projection<any> {
   return {
     ...p,
     apply(trx, page: JournalPage) {
       const events = page.events.filter((e) => !isRuntimeRecord(e));
-      let persistenceId = page.persistenceId;
-      if (persistenceId === `account/${FEES_ACCOUNT}`) persistenceId = FEES_ACCOUNT;
-      else if (persistenceId === `account/${CLEARING_ACCOUNT}`) persistenceId = CLEARING_ACCOUNT;
+      const persistenceId = page.persistenceId;
       if (events.length === 0) return Promise.resolve();
       // Sequences inside a filtered page are renumbered densely from fromSeq; they stay within the
       // page's range, so the ledger projection's "never move a row back" check still holds.

@@ -18,8 +18,13 @@ export const FEES_LEDGER = 'fees';
 export const CLEARING_LEDGER = 'clearing';
 export const SYSTEM_LEDGERS: readonly string[] = [FEES_LEDGER, CLEARING_LEDGER];
 
-/** The ledger a stream holds: `account/acc-1` → user `acc-1`; `fees` / `clearing` → that system ledger. */
+/**
+ * The ledger a stream holds: `account/acc-1` → user `acc-1`; `fees` / `clearing`, or
+ * `account/fees` / `account/clearing` as the engine actors journal them, → that system ledger.
+ */
 export function ledgerOfStream(persistenceId: string): { kind: LedgerKindColumn; account: string } {
+  if (persistenceId === ACCOUNT_STREAM_PREFIX + FEES_LEDGER) return { kind: 'fees', account: FEES_LEDGER };
+  if (persistenceId === ACCOUNT_STREAM_PREFIX + CLEARING_LEDGER) return { kind: 'clearing', account: CLEARING_LEDGER };
   if (persistenceId.startsWith(ACCOUNT_STREAM_PREFIX)) return { kind: 'user', account: persistenceId.slice(ACCOUNT_STREAM_PREFIX.length) };
   if (persistenceId === FEES_LEDGER) return { kind: 'fees', account: FEES_LEDGER };
   if (persistenceId === CLEARING_LEDGER) return { kind: 'clearing', account: CLEARING_LEDGER };
