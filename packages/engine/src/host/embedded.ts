@@ -19,19 +19,16 @@
  *   await v.close();
  */
 import { ActorNode, MemoryJournal } from '@bourse/actors';
-import type { GroupCommitOptions, Journal, JournalPage, NodeEvent } from '@bourse/actors';
+import type { GroupCommitOptions, Journal } from '@bourse/actors';
 import { openStore, ProjectionRunner, allProjections } from '@bourse/store';
-import type { Projection, Store } from '@bourse/store';
-import { ACCOUNT_NO_MAX, Reject, validateInstrument } from '@bourse/schemas';
-import type { BookEvent, Instrument, L2Snapshot, LedgerEvent, MdEvent, RejectCode, Side, TradingStatus } from '@bourse/schemas';
-import { l2Snapshot as l2Of, marketDataMachine } from '../marketdata/index.js';
-import type { MdState } from '../marketdata/index.js';
-import type { CommandContext, GatewayResult, PrivateEvent, PublicEvent, Unsubscribe, VenueGateway, VenueReads } from '../venue/gateway.js';
-import type { OrderRequest } from '../venue/venue.js';
+import type { Store } from '@bourse/store';
+import { ACCOUNT_NO_MAX } from '@bourse/schemas';
+import type { VenueReads } from '../venue/gateway.js';
 import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 import { bookKind, ledgerKind, mdKind, registryKind } from './kinds.js';
-import type { BookOutcome, HostDirectory, PlaceReply } from './kinds.js';
-import { HostJournal, isRuntimeRecord } from './journal.js';
+import { HostJournal } from './journal.js';
+import { VenueCore } from './core.js';
+import type { VenueCoreOptions } from './core.js';
 import { WorkerStore } from './worker-store.js';
 import { forHostJournal } from './projections.js';
 
@@ -43,51 +40,19 @@ export type EmbeddedTarget =
   /** A bare journal (e.g. MemoryJournal) the caller owns: no read models. */
   | { readonly journal: Journal };
 
-export interface EmbeddedVenueOptions {
-  readonly instruments: readonly Instrument[];
+export interface EmbeddedVenueOptions extends VenueCoreOptions {
   readonly nodeId?: string;
-  /** Command clock (ms), stamped at ingress. Default Date.now. */
-  readonly now?: () => number;
   /** Group commit window etc. Default windowUs 500, batchEventsMax 4000. */
   readonly groupCommit?: GroupCommitOptions;
   /** Snapshot every this many events per entity. Default 50 000 (a snapshot of a deep book is costly; replaying 50k events is not). */
   readonly snapshotEventsEvery?: number;
-  /** How long a command may wait for its answer before the promise rejects (ms). Default 15 000. */
-  readonly askTimeoutMs?: number;
-  /** BookTick + MarketDataTick every this many ms (GTD expiry, candle closes); 0 = never. Default 1000. */
-  readonly tickMs?: number;
   /** Read-model projection poll interval (ms); 0 = no projection runner. Default 100. */
   readonly projectionIntervalMs?: number;
-  /**
-   * Orders in the saga at once; more wait in a FIFO at the gateway (admission control). The actor
-   * runtime's per-message costs grow with its unacknowledged backlog, so throughput is highest at a
-   * moderate depth and holds there under overload. Default 256.
-   */
-  readonly ordersInFlightMax?: number;
-  /**
-   * Orders that may wait in the gateway FIFO behind `ordersInFlightMax`; past it `placeOrder` answers
-   * at once with THROTTLE_SYSTEM_BUSY and executes nothing (its clientOrderId stays unused), so clients
-   * back off and admitted orders stay fast. Default 4096: about 2.7 s of queue at PGlite's ~1.5k
-   * orders/s, well inside the 15 s answer timeout. 0 = reject whenever the saga is full.
-   */
-  readonly ordersQueuedMax?: number;
   /**
    * PGlite/pg targets: run the store (journal, read models, projections) on its own worker thread.
    * Default true: PGlite computes on the calling thread, and there it competed with the actors.
    */
   readonly storeThread?: boolean;
-  /** Runtime events (recoveries, journal failures) and background errors. */
-  readonly onEvent?: (e: NodeEvent | { type: 'error'; where: string; error: unknown }) => void;
-}
-
-const OK = { ok: true } as const;
-const ACCOUNT_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/;
-const STATUSES = new Set<TradingStatus>(['open', 'halted', 'closed']);
-const SIDES = new Set<Side>(['buy', 'sell']);
-const ORDER_FIELDS = ['clientOrderId', 'side', 'orderType', 'tif', 'price', 'qty', 'stopPrice', 'expireAt', 'postOnly', 'reduceOnly', 'stp', 'leverage'] as const;
-
-function reject(code: RejectCode, message: string): { ok: false; code: RejectCode; message: string } {
-  return { ok: false, code, message };
 }
 
 /** Opens the store (unless given one), recovers the registry and market data, and starts serving. */
@@ -141,64 +106,28 @@ function storeBackend(store: Store, owned: boolean): Backend {
   };
 }
 
-interface Waiter {
-  readonly deadline: number;
-  resolve(o: BookOutcome): void;
-  fail(e: Error): void;
-}
-
-export class EmbeddedVenue implements VenueGateway {
+/**
+ * The engine on one in-process `ActorNode`: the gateway logic is `VenueCore`'s; this host adds the
+ * node, the journal's commit tap, the read-model projections and the embedded-only admin/test hooks.
+ */
+export class EmbeddedVenue extends VenueCore {
   readonly node: ActorNode;
   readonly journal: HostJournal;
   readonly reads: VenueReads;
-  readonly #instruments = new Map<string, Instrument>();
-  readonly #accounts = new Map<string, number>();
-  readonly #now: () => number;
-  readonly #askMs: number;
-  readonly #onEvent: EmbeddedVenueOptions['onEvent'];
-  readonly #private = new Map<string, Set<PrivateSub>>();
-  readonly #public = new Map<string, Set<(e: PublicEvent) => void>>();
-  readonly #shadow = new Map<string, MdState>();
-  readonly #mdMachines = new Map<string, ReturnType<typeof marketDataMachine>>();
-  readonly #waiters = new Map<number, Waiter[]>();
-  readonly #early = new Map<number, BookOutcome>();
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #sweeper: ReturnType<typeof setInterval> | undefined;
-  #projections: { stop(): Promise<void> } | undefined;
-  #closed = false;
-  #lastTs = 0;
-  #inFlight = 0;
-  readonly #inFlightMax: number;
-  readonly #queuedMax: number;
-  #admission: (() => void)[] = [];
-  #admissionHead = 0;
-
   readonly store: Store | undefined;
+  #projections: { stop(): Promise<void> } | undefined;
 
   constructor(
     private readonly backend: Backend,
     private readonly options: EmbeddedVenueOptions,
   ) {
-    const inner = backend.journal;
+    super(options);
     this.store = backend.store;
-    for (const i of options.instruments) {
-      const problems = validateInstrument(i);
-      if (problems.length) throw new RangeError(`instrument ${i.symbol}: ${problems.join('; ')}`);
-      if (this.#instruments.has(i.symbol)) throw new RangeError(`instrument ${i.symbol} defined twice`);
-      this.#instruments.set(i.symbol, i);
-      this.#mdMachines.set(i.symbol, marketDataMachine(i.symbol));
-    }
-    this.#now = options.now ?? Date.now;
-    this.#askMs = options.askTimeoutMs ?? 15_000;
-    this.#inFlightMax = Math.max(1, options.ordersInFlightMax ?? 256);
-    this.#queuedMax = Math.max(0, options.ordersQueuedMax ?? 4096);
-    this.#onEvent = options.onEvent;
-    this.journal = new HostJournal(inner, (pid, from, recs) => this.#tap(pid, from, recs));
-    const dir: HostDirectory = { instruments: this.#instruments, accountNo: (a) => this.#accounts.get(a) };
+    this.journal = new HostJournal(backend.journal, (pid, from, recs) => this.committed(pid, from, recs));
     this.node = new ActorNode({
       nodeId: options.nodeId ?? 'embedded',
       journal: this.journal,
-      kinds: [bookKind(dir), ledgerKind(dir), mdKind(), registryKind(ACCOUNT_NO_MAX)],
+      kinds: [bookKind(this.directory), ledgerKind(this.directory), mdKind(), registryKind(ACCOUNT_NO_MAX)],
       groupCommit: { windowUs: 500, batchEventsMax: 4000, ...options.groupCommit },
       snapshotEventsEvery: options.snapshotEventsEvery ?? 50_000,
       // In-process messages are not lost; a long attempt timeout avoids resend storms when a receiver is
@@ -210,475 +139,46 @@ export class EmbeddedVenue implements VenueGateway {
     this.reads = backend.reads;
   }
 
+  protected ask<R>(to: string, message: unknown, timeoutMs: number): Promise<R> {
+    return this.node.ask<R>(to, message, timeoutMs);
+  }
+
+  protected get streamJournal(): Journal {
+    return this.journal.inner;
+  }
+
   /** @internal Recover the registry, wake every entity (they resend unacknowledged saga messages), load L2. */
   async start(): Promise<void> {
-    const list = await this.node.ask<[string, number][]>('venue/registry', { type: 'List' }, this.#askMs);
-    for (const [a, n] of list) this.#accounts.set(a, n);
-    const all = [`account/${FEES_ACCOUNT}`, `account/${CLEARING_ACCOUNT}`, ...[...this.#accounts.keys()].map((a) => `account/${a}`)];
-    for (const s of this.#instruments.keys()) all.push(`book/${s}`, `md/${s}`);
+    await this.refreshAccounts();
+    const all = [`account/${FEES_ACCOUNT}`, `account/${CLEARING_ACCOUNT}`, ...[...this.accounts().keys()].map((a) => `account/${a}`)];
+    for (const i of this.instruments()) all.push(`book/${i.symbol}`, `md/${i.symbol}`);
     this.node.wake(all);
-    await Promise.all([...this.#instruments.keys()].map((s) => this.#loadShadow(s)));
-    this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.min(1_000, this.#askMs / 4)));
-    this.#sweeper.unref?.();
-    const tickMs = this.options.tickMs ?? 1000;
-    if (tickMs > 0) {
-      this.#ticker = setInterval(() => void this.tick().catch((error: unknown) => this.#report('tick', error)), tickMs);
-      this.#ticker.unref?.();
-    }
+    await this.startCore();
     const every = this.options.projectionIntervalMs ?? 100;
-    if (this.backend.startProjections && every > 0) this.#projections = await this.backend.startProjections(every, (error) => this.#report('projections', error));
-  }
-
-  instruments(): readonly Instrument[] {
-    return [...this.#instruments.values()];
-  }
-
-  /** Registered user accounts with their numbers. */
-  accounts(): ReadonlyMap<string, number> {
-    return this.#accounts;
-  }
-
-  // ---------------------------------------------------------------- order entry
-
-  async placeOrder(account: string, req: OrderRequest, ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
-    if (this.#inFlight >= this.#inFlightMax) {
-      // Load shedding: a full queue answers at once, before anything (the clientOrderId included) is touched.
-      if (this.#admission.length - this.#admissionHead >= this.#queuedMax) {
-        return reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: ${this.#inFlightMax} orders in flight and ${this.#queuedMax} queued; retry later`);
-      }
-      await new Promise<void>((r) => this.#admission.push(r));
-    }
-    this.#inFlight++;
-    try {
-      return await this.#placeOrder(account, req, ctx);
-    } finally {
-      this.#inFlight--;
-      if (this.#admissionHead < this.#admission.length) {
-        const next = this.#admission[this.#admissionHead]!;
-        this.#admission[this.#admissionHead++] = undefined as never;
-        if (this.#admissionHead > 1024 && this.#admissionHead * 2 > this.#admission.length) {
-          this.#admission = this.#admission.slice(this.#admissionHead);
-          this.#admissionHead = 0;
-        }
-        next();
-      }
-    }
-  }
-
-  async #placeOrder(account: string, req: OrderRequest, _ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
-    const bad = this.#checkAccount(account);
-    if (bad) return bad;
-    if (typeof req !== 'object' || req === null) return reject(Reject.PROTO_BAD_FIELD, 'order must be an object');
-    const instrument = typeof req.symbol === 'string' ? this.#instruments.get(req.symbol) : undefined;
-    if (!instrument) return reject(Reject.ORDER_UNKNOWN_INSTRUMENT, `unknown instrument ${String(req.symbol)}`);
-    if (req.clientOrderId !== undefined && (typeof req.clientOrderId !== 'string' || req.clientOrderId.length > 64)) {
-      return reject(Reject.ORDER_INVALID_CLIENT_ORDER_ID, 'clientOrderId must be a string of at most 64 characters');
-    }
-    // Copy the known fields (no object rest/spread on the hot path; unknown keys do not travel).
-    const cmd: Record<string, unknown> = { type: 'PlaceOrder', ts: this.#ts(), instrument };
-    for (const k of ORDER_FIELDS) {
-      const x = (req as unknown as Record<string, unknown>)[k];
-      if (x !== undefined) cmd[k] = x;
-    }
-    const r = await this.node.ask<PlaceReply>(`account/${account}`, { a: account, c: { type: '$place', cmd } }, this.#askMs);
-    if (r.code !== 0) return reject(r.code, r.duplicate ? 'rejected (resent clientOrderId: the original answer)' : 'rejected by risk');
-    const outcome = r.duplicate ? await this.#outcomeOf(r.symbol, r.orderId) : await this.#waitOutcome(r.orderId).promise;
-    if (outcome.state === 'rejected') return reject(outcome.code, 'rejected by the book');
-    return { ok: true, orderId: r.orderId };
-  }
-
-  async cancelOrder(account: string, symbol: string, orderId: number, _ctx: CommandContext): Promise<GatewayResult> {
-    const bad = this.#checkAccount(account) ?? this.#checkSymbol(symbol) ?? checkOrderId(orderId);
-    if (bad) return bad;
-    const events = await this.#book(symbol, { type: 'CancelOrder', ts: this.#ts(), orderId, account });
-    const rej = events.find((e) => e.type === 'CommandRejected');
-    return rej ? reject(rej.code, 'cancel rejected') : OK;
-  }
-
-  async amendOrder(account: string, symbol: string, orderId: number, change: { price?: number; qty?: number }, _ctx: CommandContext): Promise<GatewayResult> {
-    const bad = this.#checkAccount(account) ?? this.#checkSymbol(symbol) ?? checkOrderId(orderId);
-    if (bad) return bad;
-    if (typeof change !== 'object' || change === null) return reject(Reject.PROTO_BAD_FIELD, 'change must be an object');
-    const fields: { price?: number; qty?: number } = {};
-    if (change.price !== undefined) fields.price = change.price;
-    if (change.qty !== undefined) fields.qty = change.qty;
-    const ts = this.#ts();
-    const held = await this.#ledger(account, { type: 'AmendHold', ts, orderId, ...fields });
-    const lrej = held.find((e) => e.type === 'LedgerRejected');
-    if (lrej && lrej.type === 'LedgerRejected') return reject(lrej.code, 'amend rejected by risk');
-    const events = await this.#book(symbol, { type: 'AmendOrder', ts, orderId, account, ...fields });
-    const rej = events.find((e) => e.type === 'CommandRejected');
-    return rej ? reject(rej.code, 'amend rejected by the book') : OK;
-  }
-
-  async massCancel(account: string, symbol: string, side: Side | undefined, _ctx: CommandContext): Promise<GatewayResult<{ cancelled: number }>> {
-    const bad = this.#checkAccount(account) ?? this.#checkSymbol(symbol);
-    if (bad) return bad;
-    if (side !== undefined && !SIDES.has(side)) return reject(Reject.ORDER_INVALID_SIDE, `bad side ${String(side)}`);
-    const events = await this.#book(symbol, side ? { type: 'MassCancel', ts: this.#ts(), account, side } : { type: 'MassCancel', ts: this.#ts(), account });
-    const rej = events.find((e) => e.type === 'CommandRejected');
-    if (rej) return reject(rej.code, 'mass cancel rejected');
-    return { ok: true, cancelled: events.filter((e) => e.type === 'OrderCancelled').length };
-  }
-
-  // ---------------------------------------------------------------- admin
-
-  async openAccount(account: string, _ctx: CommandContext): Promise<GatewayResult> {
-    if (typeof account !== 'string' || !ACCOUNT_RE.test(account)) return reject(Reject.LEDGER_INVALID_ACCOUNT, 'account ids are 1-64 of [A-Za-z0-9._:@-]');
-    if (account === FEES_ACCOUNT || account === CLEARING_ACCOUNT) return reject(Reject.LEDGER_INVALID_ACCOUNT, `${account} is a system ledger`);
-    if (this.#accounts.has(account)) return OK; // idempotent
-    const no = await this.node.ask<number>('venue/registry', { type: 'OpenAccount', account }, this.#askMs);
-    if (!no) return reject(Reject.LEDGER_INVALID_ACCOUNT, 'no account numbers left');
-    this.#accounts.set(account, no);
-    return OK;
-  }
-
-  async deposit(account: string, asset: string, amount: number, transferId: string, _ctx: CommandContext): Promise<GatewayResult> {
-    return this.#transfer('Deposit', account, asset, amount, transferId);
-  }
-
-  async withdraw(account: string, asset: string, amount: number, transferId: string, _ctx: CommandContext): Promise<GatewayResult> {
-    return this.#transfer('Withdraw', account, asset, amount, transferId);
-  }
-
-  async setTradingStatus(symbol: string, status: TradingStatus, _ctx: CommandContext): Promise<GatewayResult> {
-    const bad = this.#checkSymbol(symbol);
-    if (bad) return bad;
-    if (!STATUSES.has(status)) return reject(Reject.BOOK_INVALID_STATUS, `bad status ${String(status)}`);
-    const events = await this.#book(symbol, { type: 'SetTradingStatus', ts: this.#ts(), status });
-    const rej = events.find((e) => e.type === 'CommandRejected');
-    return rej ? reject(rej.code, 'status change rejected') : OK;
-  }
-
-  /**
-   * Admin (additive to VenueGateway): a new mark price for a margin instrument; every user ledger
-   * re-values (may call margin and liquidate). `settleEach` runs one account's cascade to the end
-   * before the next (the synchronous Venue's order; for determinism checks).
-   */
-  async setMarkPrice(symbol: string, price: number, _ctx: CommandContext, opts: { settleEach?: boolean } = {}): Promise<GatewayResult> {
-    const instrument = this.#instruments.get(symbol);
-    if (!instrument || instrument.mode !== 'margin') return reject(Reject.ORDER_UNKNOWN_INSTRUMENT, `${String(symbol)} is not a margin instrument`);
-    if (!Number.isSafeInteger(price) || price <= 0) return reject(Reject.ORDER_PRICE_NOT_POSITIVE, 'bad mark price');
-    const ts = this.#ts();
-    const cmd = { type: 'SetMarkPrice' as const, ts, instrument, price };
-    if (opts.settleEach) {
-      for (const a of this.#accounts.keys()) {
-        await this.#ledger(a, cmd);
-        await this.settle();
-      }
-    } else await Promise.all([...this.#accounts.keys()].map((a) => this.#ledger(a, cmd)));
-    return OK;
-  }
-
-  /** Advances the clock everywhere: GTD expiry in books, candle closes in market data. */
-  async tick(opts: { settleEach?: boolean } = {}): Promise<void> {
-    const ts = this.#ts();
-    for (const symbol of this.#instruments.keys()) {
-      await this.#book(symbol, { type: 'BookTick', ts });
-      if (opts.settleEach) await this.settle();
-      await this.node.ask(`md/${symbol}`, { a: symbol, c: { type: 'MarketDataTick', ts } }, this.#askMs);
-    }
+    if (this.backend.startProjections && every > 0) this.#projections = await this.backend.startProjections(every, (error) => this.report('projections', error));
   }
 
   /** Resolves once nothing is queued, uncommitted or unacknowledged (every saga step has run). */
-  settle(timeoutMs = 30_000): Promise<void> {
+  override settle(timeoutMs = 30_000): Promise<void> {
     return this.node.quiescent(timeoutMs);
   }
 
-  // ---------------------------------------------------------------- streams
-
-  subscribePrivate(account: string, afterSeq: number, onEvent: (e: PrivateEvent) => void): Unsubscribe {
-    const pid = `account/${account}`;
-    const sub = new PrivateSub(account, Number.isSafeInteger(afterSeq) && afterSeq > 0 ? afterSeq : 0, onEvent, this.journal.inner, (w, e) => this.#report(w, e));
-    let set = this.#private.get(pid);
-    if (!set) this.#private.set(pid, (set = new Set()));
-    set.add(sub);
-    sub.catchUp();
-    return () => {
-      sub.closed = true;
-      set.delete(sub);
-    };
-  }
-
-  subscribePublic(symbol: string, onEvent: (e: PublicEvent) => void): Unsubscribe {
-    let set = this.#public.get(symbol);
-    if (!set) this.#public.set(symbol, (set = new Set()));
-    set.add(onEvent);
-    return () => set.delete(onEvent);
-  }
-
-  l2Snapshot(symbol: string, depth: number): L2Snapshot | undefined {
-    const s = this.#shadow.get(symbol);
-    if (!s) return undefined;
-    return l2Of(s, this.#now(), Number.isSafeInteger(depth) && depth > 0 ? depth : Infinity);
-  }
-
-  // ---------------------------------------------------------------- lifecycle
-
   /** Graceful: stops the ticker and projections, commits what is buffered, stops the node, closes an owned store. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ticker) clearInterval(this.#ticker);
+    if (!this.stopCore()) return;
     await this.#projections?.stop();
     await this.node.stop();
-    this.#failWaiters();
+    this.failPending();
     await this.backend.close?.();
   }
 
   /** Test hook: drop the node as a crash would (nothing more written; a store the caller owns stays open). */
   crash(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#ticker) clearInterval(this.#ticker);
+    if (!this.stopCore()) return;
     void this.#projections?.stop();
     this.node.kill();
-    this.#failWaiters();
+    this.failPending();
   }
-
-  // ---------------------------------------------------------------- internals
-
-  #ts(): number {
-    // Ingress clock, never backwards (machines refuse backwards time).
-    const t = Math.max(this.#now(), this.#lastTs);
-    this.#lastTs = t;
-    return t;
-  }
-
-  #report(where: string, error: unknown): void {
-    this.#onEvent?.({ type: 'error', where, error });
-  }
-
-  #checkAccount(account: string): GatewayResult<never> | undefined {
-    if (typeof account !== 'string' || !this.#accounts.has(account)) return reject(Reject.ADMIN_UNKNOWN_ACCOUNT, `unknown account ${String(account)}`);
-    return undefined;
-  }
-
-  #checkSymbol(symbol: string): GatewayResult<never> | undefined {
-    if (typeof symbol !== 'string' || !this.#instruments.has(symbol)) return reject(Reject.ORDER_UNKNOWN_INSTRUMENT, `unknown instrument ${String(symbol)}`);
-    return undefined;
-  }
-
-  async #transfer(type: 'Deposit' | 'Withdraw', account: string, asset: string, amount: number, transferId: string): Promise<GatewayResult> {
-    const bad = this.#checkAccount(account);
-    if (bad) return bad;
-    if (typeof asset !== 'string' || asset.length === 0 || asset.length > 16) return reject(Reject.LEDGER_UNKNOWN_ASSET, 'bad asset');
-    const events = await this.#ledger(account, { type, ts: this.#ts(), transferId, asset, amount });
-    const rej = events.find((e) => e.type === 'LedgerRejected');
-    return rej && rej.type === 'LedgerRejected' ? reject(rej.code, `${type.toLowerCase()} rejected`) : OK;
-  }
-
-  #ledger(account: string, c: unknown): Promise<LedgerEvent[]> {
-    return this.node.ask<LedgerEvent[]>(`account/${account}`, { a: account, c }, this.#askMs);
-  }
-
-  #book(symbol: string, c: unknown): Promise<BookEvent[]> {
-    return this.node.ask<BookEvent[]>(`book/${symbol}`, { a: symbol, c }, this.#askMs);
-  }
-
-  /** The book's committed decision on a new order, waiting for it when the book has not decided yet. */
-  async #outcomeOf(symbol: string, orderId: number): Promise<BookOutcome> {
-    // Wait first, then ask: a decision committed between the two still reaches the waiter.
-    const w = this.#waitOutcome(orderId);
-    const o = await this.node.ask<BookOutcome>(`book/${symbol}`, { a: symbol, c: { type: '$outcome', orderId } }, this.#askMs);
-    if (o.state !== 'pending') {
-      w.cancel();
-      return o;
-    }
-    return w.promise;
-  }
-
-  #waitOutcome(orderId: number): { promise: Promise<BookOutcome>; cancel(): void } {
-    const early = this.#early.get(orderId);
-    if (early) {
-      this.#early.delete(orderId);
-      return { promise: Promise.resolve(early), cancel: () => {} };
-    }
-    // One sweep timer for all waiters (no timer per order): see #sweep.
-    let w!: Waiter;
-    const promise = new Promise<BookOutcome>((resolve, rejectP) => {
-      w = { deadline: Date.now() + this.#askMs, resolve, fail: rejectP };
-      const list = this.#waiters.get(orderId);
-      if (list) list.push(w);
-      else this.#waiters.set(orderId, [w]);
-    });
-    const cancel = () => {
-      const list = this.#waiters.get(orderId);
-      if (!list) return;
-      const i = list.indexOf(w);
-      if (i >= 0) list.splice(i, 1);
-      if (list.length === 0) this.#waiters.delete(orderId);
-    };
-    return { promise, cancel };
-  }
-
-  #failWaiters(): void {
-    if (this.#sweeper) clearInterval(this.#sweeper);
-    const err = new Error('venue stopped before the book decided (retry with the same clientOrderId)');
-    for (const list of this.#waiters.values()) for (const w of list) w.fail(err);
-    this.#waiters.clear();
-  }
-
-  /** Fails waiters past their deadline: the answer is unknown, the client retries with its clientOrderId. */
-  #sweep(): void {
-    const now = Date.now();
-    for (const [orderId, list] of this.#waiters) {
-      if (list[0]!.deadline > now) continue;
-      this.#waiters.delete(orderId);
-      const err = new Error(`no book decision on order ${orderId} within ${this.#askMs} ms (retry with the same clientOrderId)`);
-      for (const w of list) w.fail(err);
-    }
-  }
-
-  #decided(orderId: number, o: BookOutcome): void {
-    const list = this.#waiters.get(orderId);
-    if (list) {
-      this.#waiters.delete(orderId);
-      for (const w of list) w.resolve(o);
-      return;
-    }
-    this.#early.set(orderId, o);
-    if (this.#early.size > 4096) this.#early.delete(this.#early.keys().next().value!);
-  }
-
-  /** Every committed write, in commit order. */
-  #tap(pid: string, from: number, recs: readonly unknown[]): void {
-    const c = pid.charCodeAt(0);
-    if (c === 98 /* b */ && pid.startsWith('book/')) {
-      for (const r of recs) {
-        const e = r as BookEvent;
-        if (e.type === 'OrderAccepted') this.#decided(e.orderId, { state: 'accepted' });
-        else if (e.type === 'CommandRejected' && e.command === 'NewOrder' && e.orderId > 0) this.#decided(e.orderId, { state: 'rejected', code: e.code });
-      }
-    } else if (c === 97 /* a */) {
-      const subs = this.#private.get(pid);
-      if (subs) for (const s of subs) s.onCommitted(from, recs);
-    } else if (c === 109 /* m */ && pid.startsWith('md/')) {
-      const symbol = pid.slice(3);
-      const subs = this.#public.get(symbol);
-      const shadow = this.#shadow.get(symbol);
-      for (const r of recs) {
-        if (isRuntimeRecord(r)) continue;
-        const e = r as MdEvent;
-        if (shadow && e.type === 'L2Delta') {
-          if (e.seq === shadow.seq + 1) this.#mdMachines.get(symbol)!.apply(shadow, e);
-          else if (e.seq > shadow.seq + 1) void this.#loadShadow(symbol).catch((error: unknown) => this.#report('l2', error));
-        }
-        if (subs) {
-          for (const fn of subs) {
-            try {
-              fn({ symbol, event: e });
-            } catch (error) {
-              this.#report('public subscriber', error);
-            }
-          }
-        }
-      }
-    }
-  }
-
-  /** The committed market-data state of `symbol`, from its entity (after every earlier event committed). */
-  async #loadShadow(symbol: string): Promise<void> {
-    const snap = await this.node.ask<unknown>(`md/${symbol}`, { a: symbol, c: { type: '$state' } }, this.#askMs);
-    const m = this.#mdMachines.get(symbol)!;
-    const s = m.restore(snap);
-    const cur = this.#shadow.get(symbol);
-    if (!cur || cur.seq <= s.seq) this.#shadow.set(symbol, s);
-  }
-}
-
-/**
- * One private-stream subscription: journal backlog after `last`, then live committed writes from
- * the tap. A live write that does not follow `last` (a gap: a commit whose outcome was reported
- * late, or writes that arrived while catching up) sends it back to the journal from `last + 1`, so
- * the subscriber sees every ledger event once, in sequence order.
- */
-class PrivateSub {
-  closed = false;
-  #live = false;
-  #reading = false;
-  #buffer: { from: number; recs: readonly unknown[] }[] = [];
-
-  constructor(
-    readonly account: string,
-    /** Highest journal sequence delivered (or skipped as a runtime record). */
-    public last: number,
-    private readonly onEvent: (e: PrivateEvent) => void,
-    private readonly journal: Journal,
-    private readonly report: (where: string, e: unknown) => void,
-  ) {}
-
-  onCommitted(from: number, recs: readonly unknown[]): void {
-    if (this.closed) return;
-    if (!this.#live) {
-      this.#buffer.push({ from, recs });
-      return;
-    }
-    if (from > this.last + 1) {
-      this.#live = false;
-      this.#buffer.push({ from, recs });
-      this.catchUp();
-      return;
-    }
-    this.#deliver(from, recs);
-  }
-
-  catchUp(): void {
-    if (this.#reading) return;
-    this.#reading = true;
-    void this.#catchUp().then(
-      () => (this.#reading = false),
-      (e: unknown) => {
-        this.#reading = false;
-        this.report('private stream', e);
-      },
-    );
-  }
-
-  async #catchUp(): Promise<void> {
-    for (;;) {
-      for await (const page of this.journal.read(`account/${this.account}`, this.last + 1) as AsyncIterable<JournalPage>) {
-        if (this.closed) return;
-        this.#deliver(page.fromSeq, page.events);
-      }
-      if (this.closed) return;
-      // Synchronously from here: drain what arrived meanwhile, or go back to the journal on a gap.
-      const buffered = this.#buffer;
-      this.#buffer = [];
-      let gap = false;
-      for (const b of buffered) {
-        if (b.from > this.last + 1) {
-          gap = true;
-          break;
-        }
-        this.#deliver(b.from, b.recs);
-      }
-      if (!gap) {
-        this.#live = true;
-        return;
-      }
-    }
-  }
-
-  #deliver(from: number, recs: readonly unknown[]): void {
-    for (let i = 0; i < recs.length; i++) {
-      const seq = from + i;
-      if (seq <= this.last) continue;
-      this.last = seq;
-      const r = recs[i];
-      if (isRuntimeRecord(r)) continue;
-      try {
-        this.onEvent({ account: this.account, seq, event: r as LedgerEvent });
-      } catch (e) {
-        this.report('private subscriber', e);
-      }
-    }
-  }
-}
-
-function checkOrderId(orderId: number): GatewayResult<never> | undefined {
-  if (!Number.isSafeInteger(orderId) || orderId <= 0) return reject(Reject.ORDER_INVALID_ID, `bad order id ${String(orderId)}`);
-  return undefined;
 }
 
 function noReads(): VenueReads {

@@ -49,6 +49,8 @@ const ORDER_SEQ_SPAN = 2 ** 32;
 /** A command to a hosted entity: `a` is the entity id (symbol or account), so an unbound state can bind. */
 export interface HostCommand<C> {
   readonly a: string;
+  /** A ledger's account number, sent by the gateway (a cluster node may not have heard of a new account yet). */
+  readonly n?: number | undefined;
   readonly c: C;
 }
 
@@ -247,10 +249,13 @@ export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<
   // A ledger machine's step/apply/snapshot do not depend on its config; only init() does.
   const any = ledgerMachine({ account: '-', accountNo: 0, kind: 'user' });
   const instruments = [...dir.instruments.values()];
-  const bind = (w: LedgerW, id: string): void => {
+  const bind = (w: LedgerW, id: string, no?: number, recovering = false): void => {
     if (w.id !== undefined) return;
     const kind = id === FEES_ACCOUNT ? 'fees' : id === CLEARING_ACCOUNT ? 'clearing' : 'user';
-    const accountNo = id === FEES_ACCOUNT ? 1 : id === CLEARING_ACCOUNT ? 2 : dir.accountNo(id);
+    const accountNo = id === FEES_ACCOUNT ? 1 : id === CLEARING_ACCOUNT ? 2 : (dir.accountNo(id) ?? (Number.isSafeInteger(no) && no! > 2 ? no : undefined));
+    // Recovering an account this node has not heard of: stay unbound; the first command carrying its
+    // number binds it (a brand-new account has no events to replay), anything else fails below.
+    if (accountNo === undefined && recovering) return;
     if (accountNo === undefined) throw new Error(`account ${id} is not registered`);
     w.id = id;
     w.s = ledgerMachine({ account: id, accountNo, kind }).init();
@@ -270,11 +275,11 @@ export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<
     kind: 'ledger',
     init() {
       const w: LedgerW = { id: undefined, s: undefined, t: 0, coids: new Map() };
-      nextInit = { w, bind };
+      nextInit = { w, bind: (x: LedgerW, id: string) => bind(x, id, undefined, true) };
       return w;
     },
     step(w, env, out) {
-      bind(w, env.a);
+      bind(w, env.a, env.n);
       current = w;
       let c = env.c;
       if (c.type === '$place') {
