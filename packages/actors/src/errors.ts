@@ -4,8 +4,26 @@
  */
 
 export class ActorsError extends Error {
+  /**
+   * Capture a stack trace in every runtime error (default false). These errors are raised on hot,
+   * expected paths (timeouts, unreachable addresses, full mailboxes, resends after a failover), where
+   * a stack costs more than the work and says only "the runtime's timer or mailbox"; the cause of an
+   * error that wraps a bug (`ActorCrashedError`, `JournalFailedError`, ...) keeps its own stack.
+   * Set it to true while debugging.
+   */
+  static captureStacks = false;
+
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    if (ActorsError.captureStacks) super(message, options);
+    else {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        super(message, options);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    }
     this.name = new.target.name;
   }
 }

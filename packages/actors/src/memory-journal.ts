@@ -14,11 +14,21 @@ export interface MemoryJournalFaults {
   beforeRead?(persistenceId: string): void | Promise<void>;
 }
 
+/** The events of one write (one stored row, as in the store): sequences `from … from + n - 1`. */
+interface Row {
+  readonly from: number;
+  readonly n: number;
+  /** The events, encoded together (msgpackr, one array). */
+  readonly bytes: Uint8Array;
+}
+
 interface Stream {
-  /** Encoded events; `rows[i]` holds sequence `base + i`. */
-  rows: Uint8Array[];
-  /** Sequence of rows[0] (events before it were deleted). */
+  /** Stored rows in sequence order, contiguous. */
+  rows: Row[];
+  /** Sequence of the first stored event (events before it were deleted). */
   base: number;
+  /** Highest stored sequence (0 when none). */
+  high: number;
   snapshots: Snapshot[];
 }
 
@@ -27,9 +37,9 @@ interface Stream {
  * one append is all-or-nothing; contiguous writes for one id in one append are merged (others are a
  * {@link JournalUsageError}); an expected sequence that is not the stored highest fails the whole
  * append with a {@link JournalConflictError} naming every stale id; fence tokens are checked and
- * raised in the same step; events are stored encoded (msgpackr), so a caller that mutates an event
- * after appending it does not change the journal, and what cannot be encoded fails here as it would
- * in Postgres.
+ * raised in the same step; events are stored encoded (msgpackr, one encoding per write, like the
+ * store's one row per persistence id per append), so a caller that mutates an event after appending
+ * it does not change the journal, and what cannot be encoded fails here as it would in Postgres.
  *
  * @example
  *   const journal = new MemoryJournal();
@@ -52,7 +62,7 @@ export class MemoryJournal implements Journal {
   private stream(id: string): Stream {
     let s = this.streams.get(id);
     if (s === undefined) {
-      s = { rows: [], base: 1, snapshots: [] };
+      s = { rows: [], base: 1, high: 0, snapshots: [] };
       this.streams.set(id, s);
     }
     return s;
@@ -60,7 +70,7 @@ export class MemoryJournal implements Journal {
 
   private highest(id: string): number {
     const s = this.streams.get(id);
-    return s === undefined ? 0 : s.base + s.rows.length - 1;
+    return s === undefined ? 0 : s.high;
   }
 
   private usable(): void {
@@ -97,12 +107,14 @@ export class MemoryJournal implements Journal {
     }
     if (conflicts.length > 0) throw new JournalConflictError(conflicts);
     // Encode everything before storing anything: an unencodable event fails the whole append.
-    const encoded = [...merged].map(([id, m]) => [id, m.events.map((e) => pack(e) as Uint8Array)] as const);
+    const encoded: [string, Row][] = [];
+    for (const [id, m] of merged) encoded.push([id, { from: m.expectedSeq + 1, n: m.events.length, bytes: pack(m.events) as Uint8Array }]);
     for (const f of fences) this.fenceTokens.set(f.scope, Math.max(f.token, this.fenceTokens.get(f.scope) ?? 0));
-    for (const [id, rows] of encoded) {
+    for (const [id, row] of encoded) {
       const s = this.stream(id);
-      for (const row of rows) s.rows.push(row);
-      this.eventsStored += rows.length;
+      s.rows.push(row);
+      s.high = row.from + row.n - 1;
+      this.eventsStored += row.n;
     }
     this.appendCalls++;
     if (this.faults.afterAppend) await this.faults.afterAppend(writes);
@@ -114,6 +126,8 @@ export class MemoryJournal implements Journal {
     if (this.faults.beforeRead) await this.faults.beforeRead(persistenceId);
     const pageMax = Math.max(1, options.pageEventsMax ?? 1000);
     let next = fromSeq;
+    let cachedRow: Row | undefined;
+    let cached: unknown[] = [];
     for (;;) {
       const s = this.streams.get(persistenceId);
       const highest = this.highest(persistenceId);
@@ -122,7 +136,17 @@ export class MemoryJournal implements Journal {
       if (next < s.base) throw new JournalGapError(persistenceId, next, s.base);
       const to = Math.min(last, next + pageMax - 1);
       const events: unknown[] = [];
-      for (let q = next; q <= to; q++) events.push(unpack(s.rows[q - s.base]!));
+      for (let r = rowAt(s.rows, next); events.length < to - next + 1; r++) {
+        const row = s.rows[r]!;
+        if (row !== cachedRow) {
+          cachedRow = row;
+          cached = unpack(row.bytes) as unknown[];
+        }
+        const decoded = cached;
+        const a = Math.max(next, row.from) - row.from;
+        const b = Math.min(to, row.from + row.n - 1) - row.from;
+        for (let i = a; i <= b; i++) events.push(decoded[i]);
+      }
       yield { persistenceId, fromSeq: next, toSeq: to, events };
       next = to + 1;
     }
@@ -146,10 +170,7 @@ export class MemoryJournal implements Journal {
       const s = this.streams.get(w.persistenceId);
       const highest = this.highest(w.persistenceId);
       if (highest <= w.expectedSeq) continue;
-      const same =
-        s !== undefined &&
-        highest >= w.expectedSeq + w.events.length &&
-        w.events.every((e, i) => equalBytes(pack(e), s.rows[w.expectedSeq + 1 + i - s.base]));
+      const same = s !== undefined && highest >= w.expectedSeq + w.events.length && this.storedEqual(s, w);
       if (same) stored++;
       else conflicts.push({ persistenceId: w.persistenceId, expectedSeq: w.expectedSeq, actualSeq: highest });
     }
@@ -157,6 +178,22 @@ export class MemoryJournal implements Journal {
     if (stored === writes.length && stored > 0) return 'committed';
     if (stored === 0) return 'absent';
     throw new JournalUsageError('resolveAppend: writes are partly stored, which one transaction cannot do');
+  }
+
+  /** Whether the stored events at the write's sequences are, byte for byte, what it would store. */
+  private storedEqual(s: Stream, w: JournalWrite): boolean {
+    const from = w.expectedSeq + 1;
+    if (from < s.base) return false;
+    const r = rowAt(s.rows, from);
+    const row = s.rows[r];
+    if (row === undefined) return false;
+    // The usual case: the write is one stored row.
+    if (row.from === from && row.n === w.events.length) return equalBytes(pack(w.events), row.bytes);
+    // Merged or split rows: compare event by event.
+    const stored: unknown[] = [];
+    for (let i = r; i < s.rows.length && stored.length < from - s.rows[r]!.from + w.events.length; i++) for (const e of unpack(s.rows[i]!.bytes) as unknown[]) stored.push(e);
+    const off = from - row.from;
+    return w.events.every((e, i) => stored[off + i] !== undefined && equalBytes(pack(e), pack(stored[off + i])));
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
@@ -195,11 +232,14 @@ export class MemoryJournal implements Journal {
     this.usable();
     const s = this.streams.get(persistenceId);
     if (s === undefined || s.rows.length === 0) return 0;
-    // Keep the newest row so the highest sequence survives.
-    const last = Math.min(toSeq, s.base + s.rows.length - 2);
-    const n = Math.max(0, last - s.base + 1);
-    s.rows.splice(0, n);
-    s.base += n;
+    // Whole rows only; keep the newest row so the highest sequence survives.
+    let k = 0;
+    while (k < s.rows.length - 1 && s.rows[k]!.from + s.rows[k]!.n - 1 <= toSeq) k++;
+    if (k === 0) return 0;
+    const next = s.rows[k]!.from;
+    const n = next - s.base;
+    s.rows.splice(0, k);
+    s.base = next;
     return n;
   }
 
@@ -209,13 +249,29 @@ export class MemoryJournal implements Journal {
 
   /** Test helper: every stored event of an id, decoded, in sequence order. */
   eventsOf(persistenceId: string): unknown[] {
-    return (this.streams.get(persistenceId)?.rows ?? []).map((r) => unpack(r) as unknown);
+    const out: unknown[] = [];
+    for (const r of this.streams.get(persistenceId)?.rows ?? []) for (const e of unpack(r.bytes) as unknown[]) out.push(e);
+    return out;
   }
 
   /** Test helper: the persistence ids that have events or snapshots. */
   ids(): string[] {
     return [...this.streams.keys()];
   }
+}
+
+/** Index of the row holding sequence `seq` (rows are contiguous and sorted); rows.length when past the end. */
+function rowAt(rows: readonly Row[], seq: number): number {
+  let lo = 0;
+  let hi = rows.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = rows[mid]!;
+    if (seq < r.from) hi = mid - 1;
+    else if (seq >= r.from + r.n) lo = mid + 1;
+    else return mid;
+  }
+  return rows.length;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array | undefined): boolean {

@@ -50,6 +50,15 @@ export interface ReliableOptions {
   windowMax?: number;
   /** Timeout of one delivery attempt (ms). Default resendMs. */
   attemptTimeoutMs?: number;
+  /** Most messages to one receiver in one transport message. Default 256. */
+  batchMax?: number;
+  /**
+   * A sender journals the acknowledgements it received (an `ack` record) with its next events; with
+   * none, once this many acknowledged messages to one receiver are not journaled yet, or when nothing
+   * is left unacknowledged. Until then a restart resends them (the receiver drops the duplicates).
+   * Default 256; 1 journals every acknowledgement in the drain that took it.
+   */
+  ackJournalEvery?: number;
 }
 
 /** What happened to an entity, for logs, metrics and tests. */
@@ -126,17 +135,30 @@ class Envelope {
     readonly reply: ReplySink | undefined,
     /** Reliable: sender; Ack: receiver. */
     readonly peer: Address = '',
-    /** Reliable: pair sequence; Ack: receiver's high-water mark. */
+    /** Reliable: pair sequence (of `cmd`); Ack: receiver's high-water mark. */
     readonly seq: number = 0,
+    /** Reliable: the messages `seq + 1 …` that travelled with `cmd`. */
+    readonly more: readonly unknown[] | undefined = undefined,
   ) {}
 }
 
-/** Runtime records in the journal, beside domain events. Domain events must not have a `$rt` key. */
+/**
+ * Runtime records in the journal, beside domain events. Domain events must not have a `$rt` key.
+ * A drain writes at most one of each per peer: `recv` with the highest sequence it consumed from that
+ * sender (in the same append as the commands' events), `ack` with the highest acknowledgement.
+ */
 type Marker =
-  /** A reliable message `seq` from `from` was consumed; the command's events follow. */
+  /** The reliable messages from `from` up to `seq` were consumed; their commands' events are in the same append. */
   | { readonly $rt: 'recv'; readonly from: Address; readonly seq: number }
   /** The receiver `to` acknowledged our messages up to `upTo`. */
   | { readonly $rt: 'ack'; readonly to: Address; readonly upTo: number };
+
+/** A `recv` marker of the drain being built: later messages from the same sender raise its `seq`. */
+interface RecvMarker {
+  readonly $rt: 'recv';
+  readonly from: Address;
+  seq: number;
+}
 
 function isMarker(rec: unknown): rec is Marker {
   return rec !== null && typeof rec === 'object' && (rec as { $rt?: unknown }).$rt !== undefined;
@@ -156,6 +178,8 @@ interface OutPair {
   acked: number;
   /** Highest pair sequence sent in the current round. */
   sentUpTo: number;
+  /** Highest acknowledgement in the journal (or in the snapshot); `acked` may be ahead. */
+  logged: number;
   pending: OutMessage[];
 }
 
@@ -186,6 +210,8 @@ class Cell implements CommitParticipant {
   hwm = new Map<Address, number>();
   out = new Map<Address, OutPair>();
   outPending = 0;
+  /** Receivers whose acknowledgement is ahead of the journal (`acked > logged`). */
+  ackDirty: Address[] = [];
   held: HeldReply[] = [];
   /** Domain events not yet committed (kept only when the kind has effects). */
   uncommitted: { seq: number; e: unknown }[] = [];
@@ -288,6 +314,8 @@ export class ActorNode {
   private readonly resendMs: number;
   private readonly windowMax: number;
   private readonly attemptTimeoutMs: number;
+  private readonly batchMax: number;
+  private readonly ackJournalEvery: number;
   private readonly mailboxCommandsMax: number;
   private stopped = false;
   private readonly step: unknown[] = [];
@@ -307,6 +335,8 @@ export class ActorNode {
     activations: 0,
     duplicatesDropped: 0,
     reliableSent: 0,
+    /** Transport messages that carried the reliable messages (several per message when batched). */
+    reliableBatches: 0,
     mailboxFull: 0,
     backpressurePauses: 0,
   };
@@ -331,6 +361,8 @@ export class ActorNode {
     this.resendMs = rel.resendMs ?? 200;
     this.windowMax = rel.windowMax ?? 64;
     this.attemptTimeoutMs = rel.attemptTimeoutMs ?? this.resendMs;
+    this.batchMax = Math.max(1, rel.batchMax ?? 256);
+    this.ackJournalEvery = Math.max(1, rel.ackJournalEvery ?? 256);
     this.mailboxCommandsMax = options.mailboxCommandsMax ?? 100_000;
     this.system = start({ name: `bourse-${options.nodeId.replace(/[^a-z0-9-]/gi, '_')}-${++systemCounter}` } as never);
     let anyPersistent = false;
@@ -578,7 +610,7 @@ export class ActorNode {
         const sink: ReplySink = { ok: (v) => resolve({ t: 'ack', hwm: v as number } satisfies WireReliableAck), fail: reject };
         const cell = this.localCell(to);
         if (cell === undefined) return reject(new UnreachableError(to));
-        this.enqueue(cell, new Envelope(In.Reliable, m.msg, sink, m.from, m.seq));
+        this.enqueue(cell, new Envelope(In.Reliable, m.msg, sink, m.from, m.seq, m.more));
       });
     }
     // No timer here: the requester's transport times the request out.
@@ -595,7 +627,7 @@ export class ActorNode {
     const m = message as WireAsk | WireReliable;
     const cell = this.localCell(to);
     if (cell === undefined) return sink.fail(new UnreachableError(to));
-    if (m.t === 'rel') this.enqueue(cell, new Envelope(In.Reliable, m.msg, new RelSink(sink), m.from, m.seq));
+    if (m.t === 'rel') this.enqueue(cell, new Envelope(In.Reliable, m.msg, new RelSink(sink), m.from, m.seq, m.more));
     else this.enqueue(cell, new Envelope(In.Command, m.cmd, new AskSink(sink)));
   }
 
@@ -712,6 +744,8 @@ export class ActorNode {
     this.outBefore = cell.outPending > 0;
     const records: unknown[] = [];
     const tmp = this.step;
+    /** This drain's `recv` marker per sender. */
+    let recv: Map<Address, RecvMarker> | undefined;
     let i = 0;
     try {
       for (; i < batch.length; i++) {
@@ -732,30 +766,40 @@ export class ActorNode {
             break;
           }
           case In.Reliable: {
-            const h = cell.hwm.get(m.peer) ?? 0;
-            if (m.seq === h + 1) {
+            const from = m.peer;
+            let h = cell.hwm.get(from) ?? 0;
+            const n = m.more === undefined ? 1 : 1 + m.more.length;
+            for (let j = 0; j < n; j++) {
+              const seq = m.seq + j;
+              if (seq <= h) {
+                this.stats.duplicatesDropped++;
+                continue;
+              }
+              if (seq !== h + 1) break; // a gap: the sender resends from h + 1
               tmp.length = 0;
-              const cmd = def.inbound ? def.inbound(m.peer, m.cmd) : m.cmd;
+              const msg = j === 0 ? m.cmd : m.more![j - 1];
+              const cmd = def.inbound ? def.inbound(from, msg) : msg;
               cell.state = machine.step(cell.state, cmd, tmp);
-              // The marker and the command's events go to the journal together, or not at all.
-              const marker: Marker = { $rt: 'recv', from: m.peer, seq: m.seq };
-              cell.seq++;
-              records.push(marker);
-              cell.hwm.set(m.peer, m.seq);
+              // The marker and the command's events go to the journal together, or not at all. One
+              // marker per sender per drain, placed before the first of its commands' events.
+              let marker = recv?.get(from);
+              if (marker === undefined) {
+                marker = { $rt: 'recv', from, seq };
+                cell.seq++;
+                records.push(marker);
+                (recv ??= new Map()).set(from, marker);
+              } else marker.seq = seq;
+              cell.hwm.set(from, seq);
+              h = seq;
               this.record(cell, tmp, records);
-              this.hold(cell, m.reply!, m.seq);
-            } else {
-              if (m.seq <= h) this.stats.duplicatesDropped++;
-              this.hold(cell, m.reply!, h);
             }
+            this.hold(cell, m.reply!, h);
             break;
           }
           case In.Ack: {
             const pair = cell.out.get(m.peer);
             if (pair !== undefined && m.seq > pair.acked && kind.persistent) {
-              const marker: Marker = { $rt: 'ack', to: m.peer, upTo: m.seq };
-              cell.seq++;
-              records.push(marker);
+              if (pair.acked === pair.logged) cell.ackDirty.push(m.peer);
               this.applyAck(cell, pair, m.seq);
             }
             break;
@@ -781,6 +825,7 @@ export class ActorNode {
   /** Give the events to the journal (or treat them as committed when not persistent). */
   private afterDrain(cell: Cell, startSeq: number, records: unknown[]): void {
     this.touch(cell);
+    if (cell.ackDirty.length > 0) this.journalAcks(cell, records);
     // Before the events reach the group commit: the registry's record must join the same batch.
     if (this.onOutboxChange !== undefined && cell.outPending > 0 !== this.outBefore) this.onOutboxChange(cell.address);
     if (!cell.kind.persistent) {
@@ -822,13 +867,41 @@ export class ActorNode {
     for (const o of outs) {
       let pair = cell.out.get(o.to);
       if (pair === undefined) {
-        pair = { next: 0, acked: 0, sentUpTo: 0, pending: [] };
+        pair = { next: 0, acked: 0, sentUpTo: 0, logged: 0, pending: [] };
         cell.out.set(o.to, pair);
       }
       pair.next++;
       pair.pending.push({ seq: pair.next, evSeq, msg: o.message });
       cell.outPending++;
     }
+  }
+
+  /**
+   * Journal the acknowledgements taken since the last time (one `ack` record per receiver) when the
+   * drain writes anyway, when one receiver's unjournaled span reached `ackJournalEvery`, or when
+   * nothing is left unacknowledged (so a passivated or handed-off entity recovers with an empty outbox).
+   */
+  private journalAcks(cell: Cell, records: unknown[]): void {
+    let now = records.length > 0 || cell.outPending === 0;
+    if (!now) {
+      for (const to of cell.ackDirty) {
+        const pair = cell.out.get(to);
+        if (pair !== undefined && pair.acked - pair.logged >= this.ackJournalEvery) {
+          now = true;
+          break;
+        }
+      }
+      if (!now) return;
+    }
+    for (const to of cell.ackDirty) {
+      const pair = cell.out.get(to);
+      if (pair === undefined || pair.acked <= pair.logged) continue;
+      const marker: Marker = { $rt: 'ack', to, upTo: pair.acked };
+      cell.seq++;
+      records.push(marker);
+      pair.logged = pair.acked;
+    }
+    cell.ackDirty = [];
   }
 
   private applyAck(cell: Cell, pair: OutPair, upTo: number): void {
@@ -972,6 +1045,7 @@ export class ActorNode {
       cell.hwm = new Map();
       cell.out = new Map();
       cell.outPending = 0;
+      cell.ackDirty = [];
       cell.uncommitted = [];
       let seq = 0;
       if (snap !== undefined) {
@@ -1000,7 +1074,7 @@ export class ActorNode {
       if (cell.incarnation !== inc) return;
       cell.seq = cell.committedSeq = seq;
       cell.snapshotSeq = snapshotSeq;
-      for (const pair of cell.out.values()) pair.sentUpTo = pair.acked;
+      for (const pair of cell.out.values()) pair.sentUpTo = pair.logged = pair.acked;
       cell.status = Status.Active;
       cell.activeSince = this.clock.now();
       this.emit({ type: 'recovered', address: cell.address, seq, snapshotSeq, stashed: cell.inbox.length });
@@ -1033,7 +1107,7 @@ export class ActorNode {
     cell.out = new Map();
     cell.outPending = 0;
     for (const [to, next, acked, pending] of body.out) {
-      cell.out.set(to, { next, acked, sentUpTo: acked, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
+      cell.out.set(to, { next, acked, sentUpTo: acked, logged: acked, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
       cell.outPending += pending.length;
     }
   }
@@ -1043,16 +1117,23 @@ export class ActorNode {
   private sendOutbox(cell: Cell): void {
     let left = false;
     for (const [to, pair] of cell.out) {
-      for (const m of pair.pending) {
-        if (m.seq <= pair.sentUpTo) continue;
-        if (m.evSeq > cell.committedSeq || m.seq > pair.acked + this.windowMax) {
-          left = true;
-          break;
+      const pending = pair.pending;
+      if (pending.length === 0) continue;
+      left = true;
+      // `pending` holds consecutive pair sequences: the first unsent one is at sentUpTo + 1.
+      let k = Math.max(0, pair.sentUpTo + 1 - pending[0]!.seq);
+      const limit = pair.acked + this.windowMax;
+      while (k < pending.length) {
+        const first = k;
+        while (k < pending.length && k - first < this.batchMax) {
+          const m = pending[k]!;
+          if (m.evSeq > cell.committedSeq || m.seq > limit) break;
+          k++;
         }
-        pair.sentUpTo = m.seq;
-        this.sendOne(cell, to, m);
+        if (k === first) break;
+        pair.sentUpTo = pending[k - 1]!.seq;
+        this.sendBatch(cell, to, pending, first, k);
       }
-      if (pair.pending.length > 0) left = true;
     }
     if (left && cell.resendTimer === undefined) {
       cell.resendTimer = this.clock.schedule(this.resendMs, () => {
@@ -1064,9 +1145,18 @@ export class ActorNode {
     }
   }
 
-  private sendOne(cell: Cell, to: Address, m: OutMessage): void {
-    this.stats.reliableSent++;
-    const wire: WireReliable = { t: 'rel', from: cell.address, seq: m.seq, msg: m.msg };
+  /** Send `pending[a … b)` (consecutive sequences) as one transport message. */
+  private sendBatch(cell: Cell, to: Address, pending: readonly OutMessage[], a: number, b: number): void {
+    this.stats.reliableSent += b - a;
+    this.stats.reliableBatches++;
+    const m = pending[a]!;
+    let wire: WireReliable;
+    if (b - a === 1) wire = { t: 'rel', from: cell.address, seq: m.seq, msg: m.msg };
+    else {
+      const more: unknown[] = new Array(b - a - 1);
+      for (let i = a + 1; i < b; i++) more[i - a - 1] = pending[i]!.msg;
+      wire = { t: 'rel', from: cell.address, seq: m.seq, msg: m.msg, more };
+    }
     this.transport.request(to, wire, this.attemptTimeoutMs).then(
       (r) => {
         const ack = r as WireReliableAck;
