@@ -39,6 +39,14 @@ export class SimStore {
   /** Highest fence token raised per scope, as the store has seen them (for the single-writer check). */
   readonly fences = new Map<string, number>();
   appends = 0;
+  /** Events decoded from the store once (`events[i]` is sequence i + 1), deep-frozen, shared by every reader. */
+  private readonly decodedEvents = new Map<string, unknown[]>();
+  /** Per id, the decode in progress (decodes of one id run one after another). */
+  private readonly decoding = new Map<string, Promise<unknown[]>>();
+  /** Ids whose early events were deleted: read straight from the store. */
+  readonly uncached = new Set<string>();
+  /** Events decoded from the store (each once), for the statistics. */
+  eventsDecoded = 0;
 
   constructor(
     readonly clock: SimClock,
@@ -53,6 +61,45 @@ export class SimStore {
   connect(host: ProcessClock): SimJournal {
     return new SimJournal(this, host);
   }
+
+  /**
+   * Every stored event of `persistenceId` up to the store's highest sequence now, decoded. Recoveries
+   * after crashes, releases and journal failures replay the same streams many times over (hundreds
+   * of thousands of events a run); each stored event is decoded once here instead of once per read.
+   * The events are deep-frozen: a reader that mutated one would change what the next reader
+   * recovers, so it throws instead (an actor crash, which the world reports as a violation).
+   */
+  decoded(persistenceId: string): Promise<readonly unknown[]> {
+    const prev = this.decoding.get(persistenceId);
+    const next = (prev ?? Promise.resolve(undefined)).then(() => this.extend(persistenceId));
+    this.decoding.set(persistenceId, next);
+    void next.finally(() => {
+      if (this.decoding.get(persistenceId) === next) this.decoding.delete(persistenceId);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private async extend(persistenceId: string): Promise<unknown[]> {
+    let evs = this.decodedEvents.get(persistenceId);
+    if (evs === undefined) this.decodedEvents.set(persistenceId, (evs = []));
+    const high = await this.mem.highestSeq(persistenceId);
+    if (evs.length >= high) return evs;
+    for await (const page of this.mem.read(persistenceId, evs.length + 1)) {
+      for (const e of page.events) evs.push(deepFreeze(e));
+      this.eventsDecoded += page.events.length;
+    }
+    return evs;
+  }
+}
+
+/** Freezes a decoded event and everything in it (plain objects and arrays, as msgpackr decodes them). */
+function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || Object.isFrozen(v) || ArrayBuffer.isView(v)) return v;
+  Object.freeze(v);
+  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) deepFreeze(v[i]);
+  else if (v instanceof Map) for (const x of v.values()) deepFreeze(x);
+  else for (const k in v) deepFreeze((v as Record<string, unknown>)[k]);
+  return v;
 }
 
 function unavailable(peer: string): JournalUnavailableError {
@@ -124,9 +171,27 @@ export class SimJournal implements Journal {
     });
   }
 
+  /**
+   * `MemoryJournal.read`'s pages (at most `pageEventsMax` events, each page up to what is stored when
+   * it is read), served from the store's decoded events.
+   */
   async *read(persistenceId: string, fromSeq: number, options?: ReadOptions): AsyncIterable<JournalPage> {
     this.check();
-    yield* this.store.mem.read(persistenceId, fromSeq, options);
+    const st = this.store;
+    if (st.uncached.has(persistenceId) || !Number.isSafeInteger(fromSeq) || fromSeq < 1) {
+      yield* st.mem.read(persistenceId, fromSeq, options);
+      return;
+    }
+    const pageMax = Math.max(1, options?.pageEventsMax ?? 1000);
+    let next = fromSeq;
+    for (;;) {
+      const evs = await st.decoded(persistenceId);
+      const last = Math.min(evs.length, options?.toSeq ?? evs.length);
+      if (next > last) return;
+      const to = Math.min(last, next + pageMax - 1);
+      yield { persistenceId, fromSeq: next, toSeq: to, events: evs.slice(next - 1, to) };
+      next = to + 1;
+    }
   }
 
   async highestSeq(persistenceId: string): Promise<number> {
@@ -156,6 +221,7 @@ export class SimJournal implements Journal {
   }
   async deleteEventsTo(persistenceId: string, toSeq: number): Promise<number> {
     this.check();
+    this.store.uncached.add(persistenceId);
     return this.store.mem.deleteEventsTo(persistenceId, toSeq);
   }
   async close(): Promise<void> {}

@@ -359,6 +359,8 @@ export class World {
   }
 
   private onNodeEvent(node: string, e: NodeEvent): void {
+    this.stats[`ev:${e.type}`] = (this.stats[`ev:${e.type}`] ?? 0) + 1;
+    if (e.type === 'recovered') this.stats['replayedEvents'] = (this.stats['replayedEvents'] ?? 0) + e.seq - e.snapshotSeq;
     if (e.type === 'crashed') {
       const msg = e.error instanceof Error ? e.error.message : String(e.error);
       if (msg !== 'injected crash') this.check(false, 'no-crash', () => `${node} ${e.address}: state machine threw: ${msg}`);
@@ -698,7 +700,7 @@ export class World {
     if (!(this.failed && this.o.stopOnFirst)) {
       this.check(settled, 'liveness', () => `not quiescent ${40_000} simulated ms after the faults stopped (busy clients: ${this.clients.filter((c) => c.busy).map((c) => c.account).join(',')})`);
       this.step = issued + 1;
-      this.finalChecks();
+      await this.finalChecks();
     }
     const hash = this.finalHash();
     for (const n of this.nodes) if (n?.alive) n.kill();
@@ -718,10 +720,11 @@ export class World {
 
   private replayed = new Map<string, { hash: string; state: unknown }>();
 
-  private finalChecks(): void {
-    const raw = this.store.mem;
-    const cache = new Map<string, unknown[]>();
-    const mem = { eventsOf: (id: string): unknown[] => cache.get(id) ?? cache.set(id, raw.eventsOf(id)).get(id)! };
+  private async finalChecks(): Promise<void> {
+    // Every stream, decoded once (the store's decoded events, shared with recoveries).
+    const decoded = new Map<string, readonly unknown[]>();
+    for (const id of this.store.mem.ids()) decoded.set(id, await this.store.decoded(id));
+    const mem = { eventsOf: (id: string): readonly unknown[] => decoded.get(id) ?? [] };
     // 1. Acknowledged orders and transfers: exactly once in the journal.
     for (const a of this.acked) {
       this.check(this.heldByOrder.get(a.orderId) === 1, 'acked-order-lost', () => `acked order ${a.orderId} (${a.account} ${a.coid}, step ${a.step}) held ${this.heldByOrder.get(a.orderId) ?? 0} times in the journal`);
