@@ -280,6 +280,46 @@ describe('actors - runtime', () => {
     expect(await node.ask('account/a', balance, 1000)).to.equal(91);
   });
 
+  it('actors - reliable messages to one receiver travel batched, with one recv marker per drain; acks ride on later events, and a restart before they are journaled only resends duplicates', async () => {
+    const journal = new MemoryJournal();
+    let dropC = true;
+    const transport = new InProcessTransport({ faults: { drop: (to) => dropC && to === 'account/c' } });
+    const node = makeNode({ journal, transport });
+    const transfer = (id: string, to: string, amount: number) => ({ type: 'Transfer', transferId: id, to, amount });
+    await node.ask('account/a', deposit('d', 1000), 1000);
+    // c never hears a: a keeps an unacknowledged message, so b's acks are not journaled on their own.
+    await node.ask('account/a', transfer('tc', 'c', 1), 1000);
+    node.tellMany('account/a', Array.from({ length: 40 }, (_, i) => transfer(`t${i}`, 'b', 1)));
+    const until = async (f: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !f(); i++) await sleep(2);
+      expect(f()).to.equal(true);
+    };
+    const markers = (id: string, rt: string) => journal.eventsOf(id).filter((e) => (e as { $rt?: string }).$rt === rt) as { seq?: number; upTo?: number }[];
+    await until(() => journal.eventsOf('account/b').filter((e) => (e as { type?: string }).type === 'Credited').length === 40);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(40);
+    // The 40 messages left a's drain together: one transport message, one recv marker at b.
+    expect(node.stats.reliableBatches).to.be.lessThan(node.stats.reliableSent);
+    expect(markers('account/b', 'recv').length).to.be.lessThan(40);
+    expect(markers('account/b', 'recv').at(-1)!.seq).to.equal(40);
+    await until(() => node.inspect('account/a')!.outPending === 1); // only c's message is unacked
+    expect(markers('account/a', 'ack')).to.deep.equal([]); // b's acks wait for a's next events
+    // A restart now rebuilds a's outbox with b's messages unacked: they are resent, b drops them.
+    const dupsBefore = node.stats.duplicatesDropped;
+    node.crash('account/a');
+    await until(() => node.stats.duplicatesDropped >= dupsBefore + 40 && node.inspect('account/a')?.outPending === 1);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(40);
+    dropC = false;
+    await node.quiescent();
+    expect(await node.ask('account/c', balance, 1000)).to.equal(1);
+    expect(await node.ask('account/a', balance, 1000)).to.equal(959);
+    // Nothing unacked: the acks are journaled, so the next recovery resends nothing.
+    const acks = markers('account/a', 'ack');
+    expect(acks.length).to.be.within(1, 2);
+    node.crash('account/a');
+    await until(() => node.inspect('account/a')?.status === 'active');
+    expect(node.inspect('account/a')!.outPending).to.equal(0);
+  });
+
   it('actors - group commit writes the events of many actors in one append', async () => {
     const journal = new MemoryJournal();
     const node = makeNode({ journal, groupCommit: { windowUs: 2000, batchEventsMax: 10_000 } });

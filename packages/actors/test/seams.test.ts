@@ -88,6 +88,48 @@ describe('actors - seams', () => {
     expect(err).to.be.instanceOf(JournalConflictError);
   });
 
+  it('actors - memory journal stores one row per write: pages cross rows, deletion takes whole rows, resolve compares bytes', async () => {
+    const j = new MemoryJournal();
+    const ev = (i: number) => ({ i, big: 2 ** 40 + i });
+    // Rows: 1-3, 4-4, 5-9 (two contiguous writes of one id in one append are merged into one row).
+    await j.append([{ persistenceId: 'a', expectedSeq: 0, events: [ev(1), ev(2), ev(3)] }]);
+    await j.append([{ persistenceId: 'a', expectedSeq: 3, events: [ev(4)] }]);
+    await j.append([
+      { persistenceId: 'a', expectedSeq: 4, events: [ev(5), ev(6)] },
+      { persistenceId: 'a', expectedSeq: 6, events: [ev(7), ev(8), ev(9)] },
+    ]);
+    const pages: [number, number, number[]][] = [];
+    for await (const p of j.read('a', 2, { pageEventsMax: 2 })) pages.push([p.fromSeq, p.toSeq, p.events.map((e) => (e as { i: number }).i)]);
+    expect(pages).to.deep.equal([[2, 3, [2, 3]], [4, 5, [4, 5]], [6, 7, [6, 7]], [8, 9, [8, 9]]]);
+    expect(j.eventsOf('a')).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9].map(ev));
+    expect(await j.highestSeq('a')).to.equal(9);
+    // Both halves of the merged row, and the whole row, resolve as committed; other bytes conflict.
+    expect(await j.resolveAppend([{ persistenceId: 'a', expectedSeq: 4, events: [ev(5), ev(6)] }])).to.equal('committed');
+    expect(await j.resolveAppend([{ persistenceId: 'a', expectedSeq: 6, events: [ev(7), ev(8), ev(9)] }])).to.equal('committed');
+    expect(await j.resolveAppend([{ persistenceId: 'a', expectedSeq: 3, events: [ev(4)] }])).to.equal('committed');
+    let err: unknown;
+    try {
+      await j.resolveAppend([{ persistenceId: 'a', expectedSeq: 4, events: [ev(5), { i: 6, big: 0 }] }]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(JournalConflictError);
+    // Deleting up to 5 removes rows 1-3 and 4 only (5 sits in row 5-9); the newest row always stays.
+    expect(await j.deleteEventsTo('a', 5)).to.equal(4);
+    expect(await j.deleteEventsTo('a', 100)).to.equal(0);
+    expect(j.eventsOf('a').map((e) => (e as { i: number }).i)).to.deep.equal([5, 6, 7, 8, 9]);
+    let gap: unknown;
+    try {
+      for await (const _ of j.read('a', 4)) void _;
+    } catch (e) {
+      gap = e;
+    }
+    expect((gap as Error).name).to.equal('JournalGapError');
+    const tail: number[] = [];
+    for await (const p of j.read('a', 7)) for (const e of p.events) tail.push((e as { i: number }).i);
+    expect(tail).to.deep.equal([7, 8, 9]);
+  });
+
   it('actors - in-process transport times out a dropped request on its clock', async () => {
     const clock = new ManualClock();
     const t = new InProcessTransport({ clock, faults: { drop: () => true } });
