@@ -4,6 +4,8 @@
  *
  *   pnpm bourse start [--port 8080] [--data ./data] [--no-demo]   one node, embedded (start.ts)
  *   pnpm bourse demo [--seconds N]                               the engine core alone, in memory (demo.ts)
+ *   pnpm bourse node --nats URL --pg URL [--id n1]               an engine node joining a cluster (node.ts)
+ *   pnpm bourse edge --nats URL --pg URL [--port 8080] [--demo]  an edge node of a cluster (edge-node.ts)
  *   pnpm bourse migrate --pg URL | --pglite DIR                  create or upgrade the store's schema
  *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
  *   pnpm bourse sim --seed S | --seeds A..B ...                  the deterministic simulator (QA)
@@ -35,6 +37,47 @@ const commands: Record<string, { summary: string; run: Handler }> = {
       const { runStart } = await import('./start.js');
       const seconds = optionalInt(values.seconds, 'seconds');
       await runStart({ port: optionalInt(values.port, 'port') ?? 8080, data: values.data ?? './data', demo: !values['no-demo'], ...(seconds !== undefined && { seconds }) });
+    },
+  },
+  node: {
+    summary: 'node --nats URL --pg URL [--id n1] [--cluster NAME] [--schema S] [--instruments FILE] [--seconds N]   an engine node: joins the cluster, hosts the shards it wins, journals to Postgres (migrates at start)',
+    run: async (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: { nats: { type: 'string' }, pg: { type: 'string' }, id: { type: 'string' }, cluster: { type: 'string' }, schema: { type: 'string' }, instruments: { type: 'string' }, seconds: { type: 'string' } },
+        strict: true,
+      });
+      const c = clusterArgs('node', values);
+      if (values.id !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(values.id)) throw new UsageError('--id must be 1-64 of [A-Za-z0-9_-]');
+      const { runNode } = await import('./node.js');
+      const seconds = optionalInt(values.seconds, 'seconds');
+      await runNode({ ...c, id: values.id ?? 'n1', ...(values.instruments !== undefined && { instrumentsFile: values.instruments }), ...(seconds !== undefined && { seconds }) });
+      exitSoon();
+    },
+  },
+  edge: {
+    summary: 'edge --nats URL --pg URL [--port 8080] [--cluster NAME] [--schema S] [--demo] [--keys FILE] [--instruments FILE] [--seconds N]   an edge node of a cluster (several may run); --demo: demo keys and funded demo accounts',
+    run: async (argv) => {
+      const { values } = parseArgs({
+        args: argv,
+        options: {
+          nats: { type: 'string' }, pg: { type: 'string' }, port: { type: 'string' }, cluster: { type: 'string' }, schema: { type: 'string' },
+          demo: { type: 'boolean' }, keys: { type: 'string' }, instruments: { type: 'string' }, seconds: { type: 'string' },
+        },
+        strict: true,
+      });
+      const c = clusterArgs('edge', values);
+      const { runEdgeNode } = await import('./edge-node.js');
+      const seconds = optionalInt(values.seconds, 'seconds');
+      await runEdgeNode({
+        ...c,
+        port: optionalInt(values.port, 'port') ?? 8080,
+        demo: values.demo === true,
+        ...(values.keys !== undefined && { keysFile: values.keys }),
+        ...(values.instruments !== undefined && { instrumentsFile: values.instruments }),
+        ...(seconds !== undefined && { seconds }),
+      });
+      exitSoon();
     },
   },
   demo: {
@@ -124,6 +167,23 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
 };
+
+/**
+ * After a clean stop of `node`/`edge`: exit even if a client library left a handle open (the NATS
+ * and Postgres clients are closed by then; nothing is lost by not waiting for their sockets).
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
+}
+
+/** The arguments `node` and `edge` share: where NATS and Postgres are, and the cluster's name. */
+function clusterArgs(cmd: string, v: { nats?: string | undefined; pg?: string | undefined; cluster?: string | undefined; schema?: string | undefined }) {
+  if (!v.nats || !/^nats:\/\//.test(v.nats)) throw new UsageError(`${cmd} needs --nats nats://HOST:PORT`);
+  if (!v.pg || !/^postgres(ql)?:\/\//.test(v.pg)) throw new UsageError(`${cmd} needs --pg postgres://...`);
+  if (v.cluster !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(v.cluster)) throw new UsageError('--cluster must be 1-64 of [A-Za-z0-9_-]');
+  if (v.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(v.schema)) throw new UsageError('--schema must match [a-z_][a-z0-9_]*');
+  return { nats: v.nats, pg: v.pg, cluster: v.cluster ?? 'bourse', ...(v.schema !== undefined && { schema: v.schema }) };
+}
 
 function optionalInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;

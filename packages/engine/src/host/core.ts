@@ -144,6 +144,21 @@ export abstract class VenueCore implements VenueGateway {
     this.#listedAt = Date.now();
   }
 
+  /** An account opened elsewhere (another edge), heard from the registry's commit notices. */
+  protected noteAccount(account: string, accountNo: number): void {
+    if (typeof account === 'string' && Number.isSafeInteger(accountNo) && accountNo > 2) this.#accounts.set(account, accountNo);
+  }
+
+  /**
+   * Makes the private subscriptions of `persistenceId` (all, when omitted) read the journal past their
+   * last sequence again: for hosts whose commit notices can be lost or start late (a new NATS
+   * subscription). Harmless when nothing is missing (events are delivered once, by sequence).
+   */
+  protected recheckPrivate(persistenceId?: string): void {
+    const sets = persistenceId === undefined ? [...this.#private.values()] : [this.#private.get(persistenceId)];
+    for (const set of sets) if (set) for (const sub of set) if (!sub.closed) sub.catchUp();
+  }
+
   /** Stops the ticker; false when already stopped. Then the host stops what it owns and calls `failPending`. */
   protected stopCore(): boolean {
     if (this.#closed) return false;
