@@ -83,7 +83,7 @@ export class SimEngineNode {
       journal,
       kinds: [bookKind(env.dir), ledgerKind(env.dir), mdKind()],
       groupCommit: { windowUs: 300, batchEventsMax: 2000, fenceOf: (id) => this.fenceOf(id) },
-      snapshotEventsEvery: 1000,
+      snapshotEventsEvery: 250,
       reliable: { resendMs: 40, attemptTimeoutMs: 40, windowMax: 512 },
       restart: { backoffMsMin: 2, backoffMsMax: 200, backoffResetMs: 1000 },
       passivation: { idleMs: 5_000 },
