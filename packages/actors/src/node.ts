@@ -180,6 +180,10 @@ interface OutPair {
   sentUpTo: number;
   /** Highest acknowledgement in the journal (or in the snapshot); `acked` may be ahead. */
   logged: number;
+  /** `acked` when the resend timer last fired. */
+  tickAcked: number;
+  /** An attempt failed, or its answer did not cover everything it carried, since the timer last fired. */
+  failed: boolean;
   pending: OutMessage[];
 }
 
@@ -867,7 +871,7 @@ export class ActorNode {
     for (const o of outs) {
       let pair = cell.out.get(o.to);
       if (pair === undefined) {
-        pair = { next: 0, acked: 0, sentUpTo: 0, logged: 0, pending: [] };
+        pair = { next: 0, acked: 0, sentUpTo: 0, logged: 0, tickAcked: 0, failed: false, pending: [] };
         cell.out.set(o.to, pair);
       }
       pair.next++;
@@ -1074,7 +1078,7 @@ export class ActorNode {
       if (cell.incarnation !== inc) return;
       cell.seq = cell.committedSeq = seq;
       cell.snapshotSeq = snapshotSeq;
-      for (const pair of cell.out.values()) pair.sentUpTo = pair.logged = pair.acked;
+      for (const pair of cell.out.values()) pair.sentUpTo = pair.logged = pair.tickAcked = pair.acked;
       cell.status = Status.Active;
       cell.activeSince = this.clock.now();
       this.emit({ type: 'recovered', address: cell.address, seq, snapshotSeq, stashed: cell.inbox.length });
@@ -1107,7 +1111,7 @@ export class ActorNode {
     cell.out = new Map();
     cell.outPending = 0;
     for (const [to, next, acked, pending] of body.out) {
-      cell.out.set(to, { next, acked, sentUpTo: acked, logged: acked, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
+      cell.out.set(to, { next, acked, sentUpTo: acked, logged: acked, tickAcked: acked, failed: false, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
       cell.outPending += pending.length;
     }
   }
@@ -1132,21 +1136,27 @@ export class ActorNode {
         }
         if (k === first) break;
         pair.sentUpTo = pending[k - 1]!.seq;
-        this.sendBatch(cell, to, pending, first, k);
+        this.sendBatch(cell, pair, to, pending, first, k);
       }
     }
     if (left && cell.resendTimer === undefined) {
       cell.resendTimer = this.clock.schedule(this.resendMs, () => {
         cell.resendTimer = undefined;
         if (cell.status !== Status.Active || this.cells.get(cell.address) !== cell) return;
-        for (const pair of cell.out.values()) pair.sentUpTo = pair.acked;
+        // Resend from the first unacknowledged message to receivers that refused or lost something,
+        // or made no progress for a whole period; the others are answering what is in flight.
+        for (const pair of cell.out.values()) {
+          if (pair.failed || pair.acked === pair.tickAcked) pair.sentUpTo = pair.acked;
+          pair.failed = false;
+          pair.tickAcked = pair.acked;
+        }
         this.sendOutbox(cell);
       });
     }
   }
 
   /** Send `pending[a … b)` (consecutive sequences) as one transport message. */
-  private sendBatch(cell: Cell, to: Address, pending: readonly OutMessage[], a: number, b: number): void {
+  private sendBatch(cell: Cell, pair: OutPair, to: Address, pending: readonly OutMessage[], a: number, b: number): void {
     this.stats.reliableSent += b - a;
     this.stats.reliableBatches++;
     const m = pending[a]!;
@@ -1157,13 +1167,17 @@ export class ActorNode {
       for (let i = a + 1; i < b; i++) more[i - a - 1] = pending[i]!.msg;
       wire = { t: 'rel', from: cell.address, seq: m.seq, msg: m.msg, more };
     }
+    const last = pending[b - 1]!.seq;
     this.transport.request(to, wire, this.attemptTimeoutMs).then(
       (r) => {
         const ack = r as WireReliableAck;
+        if (ack.hwm < last) pair.failed = true; // a gap at the receiver: resent by the timer
         const live = this.cells.get(cell.address);
         if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, to, ack.hwm));
       },
-      () => undefined, // resent by the timer
+      () => {
+        pair.failed = true; // resent by the timer
+      },
     );
   }
 
