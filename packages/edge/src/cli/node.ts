@@ -37,6 +37,7 @@ export async function runNode(o: NodeOptions): Promise<void> {
     throw e;
   });
   let errors = 0;
+  const statusS = Number(process.env.BOURSE_STATUS_S ?? 10) || 10;
   const node = await startEngineNode({
     nodeId: o.id,
     nc,
@@ -51,10 +52,18 @@ export async function runNode(o: NodeOptions): Promise<void> {
   try {
     print(`node ${o.id} joined cluster '${o.cluster}' (nats ${o.nats}, journal pg${o.schema ? ` schema ${o.schema}` : ''}); instruments ${instruments.map((i) => i.symbol).join(', ')}`);
     print('ready');
+    let last = { ...node.journal.stats };
     const status = setInterval(() => {
       const served = node.cluster.servedShards();
-      print(`node ${o.id}: ${served.length} shards served, commands ${node.cluster.node.stats.commands}, notices ${node.published.messages}`);
-    }, 10_000);
+      const j = node.journal.stats;
+      const appends = j.appends - last.appends;
+      const per = (x: number) => (appends ? (x / appends).toFixed(1) : '-');
+      print(
+        `node ${o.id}: ${served.length} shards served, commands ${node.cluster.node.stats.commands}, notices ${node.published.messages}; ` +
+          `last ${statusS} s: ${appends} appends, ${per(j.appendMs - last.appendMs)} ms, ${per(j.rows - last.rows)} streams and ${per(j.records - last.records)} records each`,
+      );
+      last = { ...j };
+    }, statusS * 1000);
     status.unref();
     await untilStopped(o.seconds, o.signal);
     clearInterval(status);

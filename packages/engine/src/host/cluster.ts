@@ -311,6 +311,8 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
   /** The Postgres read models (projected by the engine nodes). */
   readonly reads: VenueReads;
   readonly shards?: Readonly<Record<string, number>>;
+  /** Private subscriptions re-read the journal this often (a lost notice on a quiet stream). Default 5000 ms. */
+  readonly recheckMs?: number;
 }
 
 /**
@@ -324,6 +326,7 @@ export class ClusterGateway extends VenueCore {
   readonly #journal: Journal;
   readonly #nc: Nats;
   readonly #subjects: ReturnType<typeof commitSubjects>;
+  readonly #recheckMs: number;
   readonly #subs: Sub[] = [];
   readonly #accountSubs = new Map<string, Sub>();
   readonly stats = { notices: 0 };
@@ -336,6 +339,7 @@ export class ClusterGateway extends VenueCore {
     this.reads = o.reads;
     this.#journal = o.journal;
     this.#nc = o.nc;
+    this.#recheckMs = Math.max(50, o.recheckMs ?? 5_000);
     const cluster = o.cluster ?? 'bourse';
     this.#subjects = commitSubjects(cluster);
     this.transport = new NatsTransport({ nc: o.nc, prefix: prefixOf(cluster), shards: new ShardMap(o.shards ?? CLUSTER_SHARDS, 64), retryMsMax: 100 });
@@ -394,7 +398,7 @@ export class ClusterGateway extends VenueCore {
     await this.#nc.flush();
     await this.startCore();
     // A lost notice is noticed on the stream's next write; a quiet stream is re-read now and then.
-    this.#recheck = setInterval(() => this.recheckPrivate(), 5_000);
+    this.#recheck = setInterval(() => this.recheckPrivate(), this.#recheckMs);
     this.#recheck.unref?.();
   }
 
