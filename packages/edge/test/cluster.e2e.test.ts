@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -37,6 +37,13 @@ function freePort(): Promise<number> {
     });
   });
 }
+
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = tcpConnect({ port, host: '127.0.0.1' });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
+  });
 
 /** Starts a process; `ready` resolves when it prints a line `ready` (rejects if it exits first or after `ms`). */
 function startProc(name: string, cmd: string, args: string[], ms = 30_000): Proc {
@@ -125,7 +132,7 @@ describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and o
     // nats-server does not print `ready`: wait for its port.
     const natsUp = Date.now() + 10_000;
     for (;;) {
-      if (await fetch(`http://127.0.0.1:${natsPort}`).then(() => true, (e: { cause?: { code?: string } }) => e.cause?.code !== 'ECONNREFUSED')) break;
+      if (await listening(natsPort)) break;
       if (Date.now() > natsUp || nats.child.exitCode !== null) throw new Error(`nats-server did not start: ${nats.out}`);
       await sleep(50);
     }
