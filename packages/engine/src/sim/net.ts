@@ -77,8 +77,8 @@ export class SimNetwork {
   private readonly bound: Bound[] = [];
   private readonly cuts = new Map<string, number>();
   messages = 0;
-  /** Test-only plant hook (see world.ts `Plants.settleFillTwice`): a command to deliver again, past the dedupe. */
-  redeliver: ((to: Address, message: unknown) => unknown) | undefined;
+  /** Test-only plant hook (see world.ts `Plants.settleFillTwice`): commands to deliver again, past the dedupe. */
+  redeliver: ((to: Address, message: unknown) => readonly unknown[] | undefined) | undefined;
 
   /** One stream per fault kind, so switching a kind off (shrinking) does not shift the others' draws. */
   private readonly rDrop: Prng;
@@ -220,7 +220,7 @@ export class SimTransport implements Transport {
         target.run(() => {
           if (b.ep.onRequestSink) b.ep.onRequestSink(to, message, sink);
           else b.ep.onRequest(to, message).then(sink.ok, sink.fail);
-          if (again !== undefined) b.ep.onDeliver(to, { t: 'tell', cmd: again });
+          if (again !== undefined) for (const cmd of again) b.ep.onDeliver(to, { t: 'tell', cmd });
         });
       });
     });

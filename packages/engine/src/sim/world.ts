@@ -246,10 +246,17 @@ export class World {
     }
     if (this.o.plants.settleFillTwice) {
       // PLANTED BUG: a fill's BookReport reaches the ledger a second time as a plain command (no pair sequence, so no dedupe).
+      // A batched reliable message (WireReliable.more) carries several; each fill among them is delivered again.
+      type Rel = { a: string; c: { type: string; instrument: unknown; event?: { type: string } } } | undefined;
       this.net.redeliver = (to, message) => {
-        const m = message as { t?: string; msg?: { a: string; c: { type: string; instrument: unknown; event?: { type: string } } } };
-        if (m.t !== 'rel' || !to.startsWith('account/') || m.msg?.c.type !== 'BookReport' || m.msg.c.event?.type !== 'Fill') return undefined;
-        return { a: m.msg.a, c: { ...m.msg.c, instrument: this.bySymbol.get(m.msg.c.instrument as string) } };
+        const m = message as { t?: string; msg?: Rel; more?: readonly Rel[] };
+        if (m.t !== 'rel' || !to.startsWith('account/')) return undefined;
+        const again: unknown[] = [];
+        for (const x of m.more === undefined ? [m.msg] : [m.msg, ...m.more]) {
+          if (x?.c.type !== 'BookReport' || x.c.event?.type !== 'Fill') continue;
+          again.push({ a: x.a, c: { ...x.c, instrument: this.bySymbol.get(x.c.instrument as string) } });
+        }
+        return again.length > 0 ? again : undefined;
       };
     }
     this.edge = new ProcessClock('edge', this.clock);
