@@ -81,14 +81,14 @@ export class MemoryJournal implements Journal {
     this.usable();
     if (this.faults.beforeAppend) await this.faults.beforeAppend(writes);
     // Two writes for one id in one append are merged when contiguous, as the store does.
-    const merged = new Map<string, { expectedSeq: number; events: unknown[] }>();
+    const merged = new Map<string, { expectedSeq: number; events: readonly unknown[] }>();
     for (const w of writes) {
       if (typeof w.persistenceId !== 'string' || w.persistenceId.length === 0) throw new JournalUsageError('append: persistenceId must be a non-empty string');
       if (!Array.isArray(w.events) || w.events.length === 0) throw new JournalUsageError(`append ${w.persistenceId}: events must be a non-empty array`);
       if (!Number.isSafeInteger(w.expectedSeq) || w.expectedSeq < 0) throw new JournalUsageError(`append ${w.persistenceId}: bad expectedSeq ${w.expectedSeq}`);
       const m = merged.get(w.persistenceId);
-      if (m === undefined) merged.set(w.persistenceId, { expectedSeq: w.expectedSeq, events: [...w.events] });
-      else if (m.expectedSeq + m.events.length === w.expectedSeq) m.events.push(...w.events);
+      if (m === undefined) merged.set(w.persistenceId, { expectedSeq: w.expectedSeq, events: w.events });
+      else if (m.expectedSeq + m.events.length === w.expectedSeq) m.events = m.events.concat(w.events);
       else throw new JournalUsageError(`append ${w.persistenceId}: two writes in one batch are not contiguous`);
     }
     const fences = options.fences ?? [];
