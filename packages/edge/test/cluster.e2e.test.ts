@@ -4,7 +4,7 @@
  * through the SDK over real WebSockets and the HTTP admin API. Every process is stopped by its pid.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -92,6 +92,27 @@ async function stopProc(p: Proc | undefined, graceMs = 8_000): Promise<void> {
   await exited;
   clearTimeout(t);
 }
+
+describe('cli - bourse node / bourse edge arguments', () => {
+  it('cli - node and edge answer bad arguments with a one-line reason and exit 2', () => {
+    const cases = [
+      ['node'],
+      ['node', '--nats', 'nats://127.0.0.1:4222'],
+      ['node', '--nats', 'nats://127.0.0.1:4222', '--pg', 'postgres://x/y', '--id', 'bad id'],
+      ['edge', '--pg', 'postgres://x/y'],
+      ['edge', '--nats', 'nats://127.0.0.1:4222', '--pg', 'mysql://x'],
+      ['edge', '--nats', 'nats://127.0.0.1:4222', '--pg', 'postgres://x/y', '--port', '-1'],
+      ['edge', '--nats', 'nats://127.0.0.1:4222', '--pg', 'postgres://x/y', '--cluster', 'a.b'],
+      ['node', '--nats', 'nats://127.0.0.1:4222', '--pg', 'postgres://x/y', '--bogus'],
+    ];
+    for (const args of cases) {
+      const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, args.join(' ')).to.equal(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).to.have.length(1);
+      expect(r.stderr, args.join(' ')).to.match(/^bourse (node|edge): /);
+    }
+  });
+});
 
 describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and one edge (CLI processes)', function () {
   this.timeout(90_000);

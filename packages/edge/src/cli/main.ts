@@ -213,7 +213,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`bourse ${name}: ${err.message}`);
+      console.error(`bourse ${name}: ${err.message.split('\n')[0]}`); // one line (parseArgs adds hints on more)
       return 2;
     }
     console.error(`bourse ${name}: ${err.message}`);

@@ -37,7 +37,7 @@ export async function runNode(o: NodeOptions): Promise<void> {
     throw e;
   });
   let errors = 0;
-  const statusS = Number(process.env.BOURSE_STATUS_S ?? 10) || 10;
+  const statusS = 10;
   const node = await startEngineNode({
     nodeId: o.id,
     nc,
