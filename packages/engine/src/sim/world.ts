@@ -719,7 +719,7 @@ export class World {
       violations: this.violations,
       finalStateHash: hash,
       simMs: this.clock.now(),
-      stats: { ...this.stats, messages: this.net.messages, storeAppends: this.store.appends },
+      stats: { ...this.stats, messages: this.net.messages, storeAppends: this.store.appends, eventsDecoded: this.store.eventsDecoded },
     };
   }
 
