@@ -7,10 +7,16 @@
  */
 import type { Clock, TimerHandle } from '@bourse/actors';
 
+/** Runs a timer's callback in its process (see `ProcessClock.run`). */
+export interface TimerHost {
+  run(fn: () => void): void;
+}
+
 interface Timer extends TimerHandle {
   at: number;
   order: number;
   fn: (() => void) | undefined;
+  host: TimerHost | undefined;
 }
 
 export class SimClock implements Clock {
@@ -26,8 +32,9 @@ export class SimClock implements Clock {
     return this.t;
   }
 
-  schedule(delayMs: number, fn: () => void): TimerHandle {
-    const h: Timer = { __timer: true, at: this.t + Math.max(0, delayMs), order: this.seq++, fn };
+  /** `host`: the process the callback runs in (no closure per timer to say so). */
+  schedule(delayMs: number, fn: () => void, host?: TimerHost): TimerHandle {
+    const h: Timer = { __timer: true, at: this.t + Math.max(0, delayMs), order: this.seq++, fn, host };
     const a = this.heap;
     let i = a.length;
     a.push(h);
@@ -87,7 +94,8 @@ export class SimClock implements Clock {
       const fn = next.fn;
       next.fn = undefined;
       fired++;
-      fn();
+      if (next.host !== undefined) next.host.run(fn);
+      else fn();
     }
     if (at > this.t) this.t = at;
     return fired;
