@@ -268,6 +268,17 @@ describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and o
     expect(checksumOf(truth.bids, truth.asks)).to.equal(truth.checksum);
     expect(truth.asks[0]).to.deep.equal([6_500_000, 6]); // 10 - 4 left at the best ask
     expect(h.snapshots).to.equal(1);
+
+    // /metrics carries the shard ownership the edge reads from the lease bucket.
+    const metricsEnd = Date.now() + 10_000;
+    let metrics = '';
+    while (!/bourse_cluster_shards\{node="n2"\} [1-9]/.test(metrics) && Date.now() < metricsEnd) {
+      metrics = await (await fetch(`${httpUrl}/metrics`)).text();
+      await sleep(100);
+    }
+    expect(metrics).to.match(/bourse_cluster_shards\{node="n1"\} [1-9]/);
+    expect(metrics).to.match(/bourse_cluster_shards\{node="n2"\} [1-9]/);
+    expect(metrics).to.match(/bourse_cluster_notices_total [1-9]/);
   });
 
   it('edge - cluster: cancel-on-disconnect cancels the session\'s orders; private-stream resume after reconnect has no gap and no duplicate', async () => {

@@ -19,7 +19,7 @@
  * reloads the md entity's state on a sequence gap. (A lost LAST notice of a quiet stream is only
  * noticed on the next write of that stream.)
  */
-import { ClusterNode, NatsTransport, ShardMap, prefixOf, splitJournal } from '@bourse/actors';
+import { ClusterNode, NatsTransport, ShardMap, clusterStatus, prefixOf, splitJournal } from '@bourse/actors';
 import type { ClusterLogRecord, ClusterNodeOptions, GroupCommitOptions, Journal, NodeEvent } from '@bourse/actors';
 import { ProjectionRunner, allProjections } from '@bourse/store';
 import type { Store } from '@bourse/store';
@@ -331,6 +331,9 @@ export class ClusterGateway extends VenueCore {
   readonly #accountSubs = new Map<string, Sub>();
   readonly stats = { notices: 0 };
   #recheck: ReturnType<typeof setInterval> | undefined;
+  #statusTimer: ReturnType<typeof setInterval> | undefined;
+  #shardLines = '';
+  readonly #cluster: string;
 
   constructor(o: ClusterGatewayOptions) {
     super({ tickMs: 0, outcomeAskAfterMs: 1000, ...o });
@@ -340,7 +343,7 @@ export class ClusterGateway extends VenueCore {
     this.#journal = o.journal;
     this.#nc = o.nc;
     this.#recheckMs = Math.max(50, o.recheckMs ?? 5_000);
-    const cluster = o.cluster ?? 'bourse';
+    const cluster = (this.#cluster = o.cluster ?? 'bourse');
     this.#subjects = commitSubjects(cluster);
     this.transport = new NatsTransport({ nc: o.nc, prefix: prefixOf(cluster), shards: new ShardMap(o.shards ?? CLUSTER_SHARDS, 64), retryMsMax: 100 });
   }
@@ -400,6 +403,28 @@ export class ClusterGateway extends VenueCore {
     // A lost notice is noticed on the stream's next write; a quiet stream is re-read now and then.
     this.#recheck = setInterval(() => this.recheckPrivate(), this.#recheckMs);
     this.#recheck.unref?.();
+    // Shard ownership for /metrics, from the lease bucket (read every 5 s; metricsText is synchronous).
+    const readStatus = () =>
+      void clusterStatus(this.#nc, { cluster: this.#cluster }).then(
+        ([st]) => {
+          const lines = ['# HELP bourse_cluster_shards Shards each engine node holds a lease for.', '# TYPE bourse_cluster_shards gauge'];
+          for (const n of st?.nodes ?? []) lines.push(`bourse_cluster_shards{node="${n.node}"} ${n.shards.length}`);
+          this.#shardLines = lines.join('\n') + '\n';
+        },
+        (e: unknown) => this.report('cluster status', e),
+      );
+    readStatus();
+    this.#statusTimer = setInterval(readStatus, 5_000);
+    this.#statusTimer.unref?.();
+  }
+
+  /** Prometheus lines for the edge's `/metrics` (a `GatewayExtras` hook): shard ownership and commit notices. */
+  metricsText(): string {
+    return (
+      this.#shardLines +
+      '# HELP bourse_cluster_notices_total Commit notices received from the engine nodes.\n# TYPE bourse_cluster_notices_total counter\n' +
+      `bourse_cluster_notices_total ${this.stats.notices}\n`
+    );
   }
 
   protected override interest(persistenceId: string, on: boolean): void {
@@ -432,6 +457,7 @@ export class ClusterGateway extends VenueCore {
   async close(): Promise<void> {
     if (!this.stopCore()) return;
     if (this.#recheck) clearInterval(this.#recheck);
+    if (this.#statusTimer) clearInterval(this.#statusTimer);
     for (const s of this.#subs) s.unsubscribe();
     for (const s of this.#accountSubs.values()) s.unsubscribe();
     this.#accountSubs.clear();
