@@ -4,8 +4,9 @@
  * NATS, answers and streams come from the nodes' commit notices, private-stream backlogs from the
  * Postgres journal and reads from the Postgres read models (projected by the engine nodes).
  *
- * `--demo` uses the fixed demo API keys and opens and funds the demo accounts (idempotent; the
- * demo's market-making traders run only in `bourse start`). `--keys FILE` adds keys from a JSON array
+ * `--demo` uses the fixed demo API keys and opens and funds the demo accounts (idempotent);
+ * `--demo-traders` also runs the demo's market maker and taker through this edge, as `bourse start`
+ * does (give it to one edge only). `--keys FILE` adds keys from a JSON array
  * of key specs. Accounts, deposits and keys can also be managed on the HTTP admin API.
  */
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { openStore } from '@bourse/store';
 import { startEdge } from '../edge.js';
 import type { KeySpec } from '../auth.js';
 import { loadInstruments, untilStopped } from './cluster-common.js';
-import { DEMO_ACCOUNTS, DEMO_KEYS } from './start.js';
+import { DEMO_KEYS, runDemoTraders, seedDemo } from './start.js';
 
 export interface EdgeNodeOptions {
   readonly nats: string;
@@ -24,6 +25,8 @@ export interface EdgeNodeOptions {
   readonly port: number;
   readonly cluster: string;
   readonly demo: boolean;
+  /** Run the demo's market maker and taker through this edge's gateway (as `bourse start` does); needs `demo`. */
+  readonly demoTraders?: boolean;
   readonly keysFile?: string;
   readonly instrumentsFile?: string;
   readonly seconds?: number;
@@ -42,6 +45,7 @@ export async function runEdgeNode(o: EdgeNodeOptions): Promise<void> {
   });
   let gateway: ClusterGateway | undefined;
   let edge: Awaited<ReturnType<typeof startEdge>> | undefined;
+  let traders: ReturnType<typeof runDemoTraders> | undefined;
   try {
     let errors = 0;
     gateway = await ClusterGateway.open({
@@ -56,23 +60,18 @@ export async function runEdgeNode(o: EdgeNodeOptions): Promise<void> {
         if (e.type === 'error' && errors++ < 20) process.stderr.write(`edge: ${e.where}: ${String((e.error as Error)?.message ?? e.error)}\n`);
       },
     });
-    if (o.demo) {
-      const ctx = (traceId: string) => ({ traceId });
-      for (const a of DEMO_ACCOUNTS) {
-        await gateway.openAccount(a, ctx(`seed-${a}`));
-        await gateway.deposit(a, 'USD', 50_000_000_000_000, `demo-seed-usd-${a}`, ctx(`seed-usd-${a}`));
-        await gateway.deposit(a, 'BTC', 100_000_000_000, `demo-seed-btc-${a}`, ctx(`seed-btc-${a}`));
-      }
-    }
+    if (o.demo) await seedDemo(gateway);
     edge = await startEdge({ gateway, port: o.port, host: '127.0.0.1', keys, logLevel: 'warn' });
     print(`Bourse edge is up: ${edge.url} (binary WebSocket), ${edge.httpUrl}/v1 (HTTP), ${edge.httpUrl}/health; cluster '${o.cluster}'`);
     if (o.demo) {
       print('demo API keys (fixed, demo only):');
       for (const k of DEMO_KEYS) print(`  ${k.key.padEnd(13)} ${k.role.padEnd(12)} ${(k.accounts ?? ['*']).join(',')}`);
     }
+    if (o.demoTraders) traders = runDemoTraders(gateway, 250);
     print('ready');
     await untilStopped(o.seconds, o.signal);
   } finally {
+    await traders?.stop();
     await edge?.close();
     await gateway?.close();
     await nc.close().catch(() => {});

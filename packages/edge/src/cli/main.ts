@@ -56,23 +56,25 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   edge: {
-    summary: 'edge --nats URL --pg URL [--port 8080] [--cluster NAME] [--schema S] [--demo] [--keys FILE] [--instruments FILE] [--seconds N]   an edge node of a cluster (several may run); --demo: demo keys and funded demo accounts',
+    summary: 'edge --nats URL --pg URL [--port 8080] [--cluster NAME] [--schema S] [--demo [--demo-traders]] [--keys FILE] [--instruments FILE] [--seconds N]   an edge node of a cluster (several may run); --demo: demo keys and funded demo accounts, --demo-traders: the demo market maker and taker on this edge',
     run: async (argv) => {
       const { values } = parseArgs({
         args: argv,
         options: {
           nats: { type: 'string' }, pg: { type: 'string' }, port: { type: 'string' }, cluster: { type: 'string' }, schema: { type: 'string' },
-          demo: { type: 'boolean' }, keys: { type: 'string' }, instruments: { type: 'string' }, seconds: { type: 'string' },
+          demo: { type: 'boolean' }, 'demo-traders': { type: 'boolean' }, keys: { type: 'string' }, instruments: { type: 'string' }, seconds: { type: 'string' },
         },
         strict: true,
       });
       const c = clusterArgs('edge', values);
+      if (values['demo-traders'] && !values.demo) throw new UsageError('--demo-traders needs --demo');
       const { runEdgeNode } = await import('./edge-node.js');
       const seconds = optionalInt(values.seconds, 'seconds');
       await runEdgeNode({
         ...c,
         port: optionalInt(values.port, 'port') ?? 8080,
         demo: values.demo === true,
+        demoTraders: values['demo-traders'] === true,
         ...(values.keys !== undefined && { keysFile: values.keys }),
         ...(values.instruments !== undefined && { instrumentsFile: values.instruments }),
         ...(seconds !== undefined && { seconds }),

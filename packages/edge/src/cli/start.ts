@@ -8,7 +8,7 @@
  * The demo API keys are fixed (DEMO_KEYS) and documented in the README.
  */
 import { openEmbeddedVenue, quotesFor } from '@bourse/engine';
-import type { EmbeddedVenue } from '@bourse/engine';
+import type { VenueCore } from '@bourse/engine';
 import type { Side } from '@bourse/schemas';
 import { startEdge } from '../edge.js';
 import type { KeySpec } from '../auth.js';
@@ -38,7 +38,8 @@ export interface StartOptions {
 
 const ctx = (traceId: string) => ({ traceId });
 
-async function seedDemo(venue: EmbeddedVenue): Promise<void> {
+/** Opens and funds the demo accounts through any engine host (embedded venue or cluster gateway). */
+export async function seedDemo(venue: VenueCore): Promise<void> {
   // Idempotent across restarts: an existing account and a repeated transfer id are refused, not re-applied.
   for (const a of DEMO_ACCOUNTS) {
     await venue.openAccount(a, ctx(`seed-${a}`));
@@ -48,7 +49,7 @@ async function seedDemo(venue: EmbeddedVenue): Promise<void> {
 }
 
 /** The demo's traders: requotes and a taker order every `stepMs`, through the gateway like any client. */
-function runDemoTraders(venue: EmbeddedVenue, stepMs: number): { stop(): Promise<void>; stats: { orders: number; rejects: number } } {
+export function runDemoTraders(venue: VenueCore, stepMs: number): { stop(): Promise<void>; stats: { orders: number; rejects: number } } {
   const rnd = prng(42);
   const stats = { orders: 0, rejects: 0 };
   let fair = 6_500_000;
