@@ -317,7 +317,7 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
 
 /**
  * The `VenueGateway` of an edge in a cluster: `VenueCore` over NATS. Ticks are the engine nodes'
- * (default `tickMs` 0 here); a book decision not heard within `outcomeAskAfterMs` (default 1000) is
+ * (default `tickMs` 0 here); a book decision not heard within `outcomeAskAfterMs` (default 3000; notices are rarely lost, and under overload earlier asks would add load) is
  * asked of the book.
  */
 export class ClusterGateway extends VenueCore {
@@ -336,7 +336,7 @@ export class ClusterGateway extends VenueCore {
   readonly #cluster: string;
 
   constructor(o: ClusterGatewayOptions) {
-    super({ tickMs: 0, outcomeAskAfterMs: 1000, ...o });
+    super({ tickMs: 0, outcomeAskAfterMs: 3000, ...o });
     this.accountsShared = true;
     this.earlyMax = 65_536;
     this.reads = o.reads;
