@@ -317,8 +317,8 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
 
 /**
  * The `VenueGateway` of an edge in a cluster: `VenueCore` over NATS. Ticks are the engine nodes'
- * (default `tickMs` 0 here); a book decision not heard within `outcomeAskAfterMs` (default 3000; notices are rarely lost, and under overload earlier asks would add load) is
- * asked of the book.
+ * (default `tickMs` 0 here); a book decision not heard within `outcomeAskAfterMs` is asked of the
+ * book (default 3000: notices are rarely lost, and under overload earlier asks would add load).
  */
 export class ClusterGateway extends VenueCore {
   readonly reads: VenueReads;
