@@ -92,7 +92,13 @@ export class StoreJournal<E = unknown> implements Journal<E> {
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.#query(APPEND_SQL, [prep.ids, prep.froms, prep.tos, prep.checks, prep.offs, prep.lens, prep.payload, CURRENT_FORMAT, prep.scopes, prep.tokens]);
+        const params = [prep.ids, prep.froms, prep.tos, prep.checks, prep.offs, prep.lens, prep.payload, CURRENT_FORMAT, prep.scopes, prep.tokens];
+        const pool = this.#conn.pool;
+        if (pool) {
+          // A named statement: each pooled session parses and plans it once, then only binds and runs it.
+          if (this.#closed) throw new JournalUsageError('journal is closed');
+          await pool.query({ name: 'bourse_journal_append', text: APPEND_SQL, values: params });
+        } else await this.#query(APPEND_SQL, params);
         return;
       } catch (e) {
         const typed = this.#appendError(e);
@@ -274,6 +280,55 @@ export class StoreJournal<E = unknown> implements Journal<E> {
   }
 
   /**
+   * The first page of several streams in ONE query (for projections catching up on many streams):
+   * for each request, the events `fromSeq..toSeq` that are committed, or fewer; streams with nothing
+   * there are left out. Same checks as `read` (gaps, decoding); on PGlite, on the journal's urgent lane
+   * like every journal call.
+   */
+  async readPages(requests: readonly { persistenceId: string; fromSeq: number; toSeq: number }[]): Promise<JournalPage<E>[]> {
+    for (const r of requests) {
+      if (!Number.isSafeInteger(r.fromSeq) || r.fromSeq < 1) throw new JournalUsageError(`readPages ${r.persistenceId}: fromSeq must be a safe integer >= 1`);
+      if (!Number.isSafeInteger(r.toSeq) || r.toSeq < r.fromSeq) throw new JournalUsageError(`readPages ${r.persistenceId}: toSeq must be a safe integer >= fromSeq`);
+    }
+    if (requests.length === 0) return [];
+    const rows = await this.#retrying(() =>
+      this.#query<Row & { i: number }>(
+        `select t.i::int4 as i, j.seq_from, j.seq_to, j.format, j.payload
+           from unnest($1::text[], $2::int8[], $3::int8[]) with ordinality as t(id, f, hi, i)
+           cross join lateral (
+             select seq_from, seq_to, format, payload from journal j
+              where j.persistence_id = t.id and j.seq_from <= t.hi
+                and j.seq_from >= coalesce((select seq_from from journal where persistence_id = t.id and seq_from <= t.f order by seq_from desc limit 1), t.f)
+              order by j.seq_from) j
+          order by t.i, j.seq_from`,
+        [requests.map((r) => r.persistenceId), requests.map((r) => r.fromSeq), requests.map((r) => r.toSeq)],
+      ),
+    );
+    const out: JournalPage<E>[] = [];
+    let k = 0;
+    while (k < rows.length) {
+      const i = Number(rows[k]!.i);
+      const req = requests[i - 1]!;
+      const id = req.persistenceId;
+      const events: E[] = [];
+      let next = req.fromSeq;
+      for (; k < rows.length && Number(rows[k]!.i) === i; k++) {
+        const r = rows[k]!;
+        const sf = Number(r.seq_from);
+        const st = Number(r.seq_to);
+        if (events.length === 0 ? sf > next : sf !== next) throw new JournalGapError(id, next, sf);
+        if (st < next || next > req.toSeq) continue;
+        const decoded = this.#codec.decode(id, sf, st, r.format, r.payload) as E[];
+        const b = Math.min(st, req.toSeq) - sf + 1;
+        for (let x = next - sf; x < b; x++) events.push(decoded[x]!);
+        next = sf + b;
+      }
+      if (events.length > 0) out.push({ persistenceId: id, fromSeq: req.fromSeq, toSeq: next - 1, events });
+    }
+    return out;
+  }
+
+  /**
    * The rows of one page: those starting in [next, hi), plus on the first page the row holding `next`.
    * On a Postgres server through binary COPY (see pg-copy.ts: no hex text step); on PGlite a query.
    */
@@ -375,6 +430,11 @@ export class StoreJournal<E = unknown> implements Journal<E> {
 
   async #query<R>(text: string, params: readonly unknown[]): Promise<R[]> {
     if (this.#closed) throw new JournalUsageError('journal is closed');
+    const { pglite, lock } = this.#conn;
+    if (pglite && lock) {
+      // PGlite's one session, on the urgent lane: the journal goes before queued read-model work.
+      return lock.run(true, async () => (await pglite.query<R>(text, params as unknown[])).rows);
+    }
     const res = await this.#conn.db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]));
     return res.rows;
   }

@@ -1,8 +1,12 @@
 /**
  * A kysely dialect for PGlite (embedded Postgres in WebAssembly). Kysely's Postgres adapter, query
  * compiler and introspector, with a driver that runs queries on one PGlite instance. PGlite has a
- * single session, so the driver hands out one connection at a time (a FIFO mutex): a transaction
+ * single session, so the driver hands out one connection at a time (a `SessionLock`): a transaction
  * holds it from BEGIN to COMMIT and nothing else interleaves.
+ *
+ * The lock has two lanes. The journal takes it on the urgent lane, so an append waits for at most the
+ * statement or transaction that holds the session now, never behind a queue of read-model work
+ * (projections, queries), which takes the normal lane.
  */
 import type { PGlite } from '@electric-sql/pglite';
 import {
@@ -21,10 +25,57 @@ import {
   type TransactionSettings,
 } from 'kysely';
 
+/** The one PGlite session, handed out in turn: urgent waiters first, then the rest, each lane FIFO. */
+export class SessionLock {
+  #busy = false;
+  readonly #urgent: Array<() => void> = [];
+  readonly #normal: Array<() => void> = [];
+
+  /**
+   * Resolves when the caller holds the session; `release()` hands it on.
+   *
+   * The normal lane first yields one turn of the event loop. PGlite runs a query synchronously inside
+   * an async call, so a chain of read-model statements never returns to the event loop by itself, and
+   * a journal request waiting as an I/O event (a message to the store's worker thread, a socket) would
+   * not even be seen, let alone served first, until the whole chain ended.
+   */
+  async acquire(urgent = false): Promise<void> {
+    if (!urgent) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!this.#busy) {
+      this.#busy = true;
+      return;
+    }
+    await new Promise<void>((resolve) => (urgent ? this.#urgent : this.#normal).push(resolve));
+  }
+
+  release(): void {
+    const next = this.#urgent.shift() ?? this.#normal.shift();
+    if (next) next();
+    else this.#busy = false;
+  }
+
+  /** Waiters on the urgent lane now (for callers that yield to them). */
+  get urgentWaiting(): number {
+    return this.#urgent.length;
+  }
+
+  async run<T>(urgent: boolean, fn: () => Promise<T>): Promise<T> {
+    await this.acquire(urgent);
+    try {
+      return await fn();
+    } finally {
+      this.release();
+    }
+  }
+}
+
 export class PGliteDialect implements Dialect {
-  constructor(private readonly pglite: PGlite) {}
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly lock: SessionLock = new SessionLock(),
+  ) {}
   createDriver(): Driver {
-    return new PGliteDriver(this.pglite);
+    return new PGliteDriver(this.pglite, this.lock);
   }
   createQueryCompiler(): QueryCompiler {
     return new PostgresQueryCompiler();
@@ -53,10 +104,11 @@ class PGliteConnection implements DatabaseConnection {
 
 class PGliteDriver implements Driver {
   readonly #connection: PGliteConnection;
-  #queue: Array<() => void> = [];
-  #busy = false;
 
-  constructor(private readonly pglite: PGlite) {
+  constructor(
+    private readonly pglite: PGlite,
+    private readonly lock: SessionLock,
+  ) {
     this.#connection = new PGliteConnection(pglite);
   }
 
@@ -65,15 +117,12 @@ class PGliteDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    if (this.#busy) await new Promise<void>((resolve) => this.#queue.push(resolve));
-    this.#busy = true;
+    await this.lock.acquire(false);
     return this.#connection;
   }
 
   async releaseConnection(): Promise<void> {
-    const next = this.#queue.shift();
-    if (next) next();
-    else this.#busy = false;
+    this.lock.release();
   }
 
   async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings): Promise<void> {

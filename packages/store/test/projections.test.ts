@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { JournalWrite } from '@bourse/actors';
-import type { BalanceAfter, BookEvent, LedgerEvent, MdEvent } from '@bourse/schemas';
+import { assertNever, type BalanceAfter, type BookEvent, type LedgerEvent, type MdEvent } from '@bourse/schemas';
 import {
   balancesAndPositionsProjection,
   candlesProjection,
@@ -14,6 +14,171 @@ import {
   type Store,
 } from '../src/index.js';
 import { openTestStore, testDialects } from '../src/testing.js';
+import type { Database } from '../src/db.js';
+
+/** The reference: the book projection as it was, one statement (or three) per event. */
+async function applyOneReference(trx: Transaction<Database>, instrument: string, e: BookEvent): Promise<void> {
+  switch (e.type) {
+    case 'OrderAccepted': {
+      const stop = e.orderType === 'stop' || e.orderType === 'stopLimit';
+      await trx
+        .insertInto('orders')
+        .values({
+          instrument,
+          order_id: e.orderId,
+          account: e.account,
+          client_order_id: e.clientOrderId ?? null,
+          side: e.side,
+          order_type: e.orderType,
+          tif: e.tif,
+          price: e.price,
+          stop_price: e.stopPrice,
+          qty: e.qty,
+          leaves_qty: e.qty,
+          filled_qty: 0,
+          filled_notional: 0,
+          status: stop ? 'pendingStop' : 'new',
+          cancel_reason: null,
+          is_open: true,
+          created_ts: e.ts,
+          updated_ts: e.ts,
+        })
+        .execute();
+      return;
+    }
+    case 'Fill': {
+      await trx
+        .insertInto('trades')
+        .values({
+          instrument,
+          trade_id: e.tradeId,
+          ts: e.ts,
+          price: e.price,
+          qty: e.qty,
+          taker_order_id: e.takerOrderId,
+          taker_account: e.takerAccount,
+          taker_side: e.takerSide,
+          maker_order_id: e.makerOrderId,
+          maker_account: e.makerAccount,
+          taker_fee: e.takerFee,
+          maker_fee: e.makerFee,
+        })
+        .execute();
+      for (const [orderId, remaining] of [
+        [e.takerOrderId, e.takerRemaining],
+        [e.makerOrderId, e.makerRemaining],
+      ] as const) {
+        await trx
+          .updateTable('orders')
+          .set({
+            filled_qty: sql`filled_qty + ${e.qty}`,
+            filled_notional: sql`filled_notional + ${e.price * e.qty}`,
+            leaves_qty: remaining,
+            status: remaining === 0 ? 'filled' : 'partiallyFilled',
+            is_open: remaining > 0,
+            updated_ts: e.ts,
+          })
+          .where('instrument', '=', instrument)
+          .where('order_id', '=', orderId)
+          .execute();
+      }
+      return;
+    }
+    case 'OrderRested':
+      await trx
+        .updateTable('orders')
+        .set({ status: sql`case when filled_qty > 0 then 'partiallyFilled' else 'open' end`, leaves_qty: e.qty, price: e.price, updated_ts: e.ts })
+        .where('instrument', '=', instrument)
+        .where('order_id', '=', e.orderId)
+        .execute();
+      return;
+    case 'OrderCancelled':
+      await trx
+        .updateTable('orders')
+        .set({ status: 'cancelled', cancel_reason: e.reason, leaves_qty: 0, is_open: false, updated_ts: e.ts })
+        .where('instrument', '=', instrument)
+        .where('order_id', '=', e.orderId)
+        .execute();
+      return;
+    case 'OrderAmended':
+      await trx
+        .updateTable('orders')
+        .set({ price: e.price, leaves_qty: e.qty, updated_ts: e.ts })
+        .where('instrument', '=', instrument)
+        .where('order_id', '=', e.orderId)
+        .execute();
+      return;
+    case 'StopArmed':
+      await trx.updateTable('orders').set({ status: 'pendingStop', updated_ts: e.ts }).where('instrument', '=', instrument).where('order_id', '=', e.orderId).execute();
+      return;
+    case 'StopTriggered':
+      await trx.updateTable('orders').set({ status: 'new', updated_ts: e.ts }).where('instrument', '=', instrument).where('order_id', '=', e.orderId).execute();
+      return;
+    case 'CommandRejected': // nothing entered the book
+    case 'TradingStatusChanged':
+    case 'ReferencePriceChanged':
+      return;
+    default:
+      assertNever(e, 'book event');
+  }
+}
+
+/**
+ * Random book histories over a few order ids: acceptances (a stop now and then), fills between any two
+ * ids (self-trades too), rests, cancels, amends, stop arm/trigger, rejects; some events name an id
+ * before it is accepted (an update of nothing). Ids are accepted at most once.
+ */
+const bookHistory = fc
+  .array(
+    fc.record({
+      k: fc.integer({ min: 0, max: 8 }),
+      a: fc.integer({ min: 1, max: 6 }),
+      b: fc.integer({ min: 1, max: 6 }),
+      q: fc.integer({ min: 1, max: 9 }),
+      r: fc.integer({ min: 0, max: 3 }),
+      s: fc.integer({ min: 0, max: 4 }),
+    }),
+    { minLength: 1, maxLength: 40 },
+  )
+  .map((steps) => {
+    const accepted = new Set<number>();
+    let ts = 1000;
+    let tradeId = 0;
+    const out: BookEvent[] = [];
+    for (const x of steps) {
+      ts += 1 + x.r;
+      const price = 100 + x.s;
+      switch (x.k) {
+        case 0:
+        case 1:
+          if (accepted.has(x.a)) break;
+          accepted.add(x.a);
+          out.push({ type: 'OrderAccepted', ts, orderId: x.a, account: `pf${x.a % 3}`, clientOrderId: x.s ? `c${x.a}` : undefined, side: x.a % 2 ? 'buy' : 'sell',
+            orderType: x.r === 3 ? 'stopLimit' : 'limit', tif: 'GTC', price, qty: 10 + x.q, stopPrice: x.r === 3 ? 90 : 0, expireAt: 0, postOnly: false, reduceOnly: false, stp: 'cancelTaker' });
+          break;
+        case 2:
+        case 3:
+          out.push({ type: 'Fill', ts, tradeId: ++tradeId, price, qty: x.q, takerOrderId: x.a, takerAccount: `pf${x.a % 3}`, takerSide: 'buy', makerOrderId: x.b, makerAccount: `pf${x.b % 3}`,
+            takerFee: x.s, makerFee: x.r, takerRemaining: x.r === 0 ? 0 : x.q, makerRemaining: x.s === 0 ? 0 : x.r + 1 });
+          break;
+        case 4:
+          out.push({ type: 'OrderRested', ts, orderId: x.a, side: 'buy', price, qty: x.q });
+          break;
+        case 5:
+          out.push({ type: 'OrderCancelled', ts, orderId: x.a, account: `pf${x.a % 3}`, side: 'buy', price, qty: x.q, reason: x.r % 2 ? 'user' : 'ioc', rested: x.r > 1 } as BookEvent);
+          break;
+        case 6:
+          out.push({ type: 'OrderAmended', ts, orderId: x.a, price, qty: x.q } as BookEvent);
+          break;
+        case 7:
+          out.push(x.r % 2 ? { type: 'StopArmed', ts, orderId: x.a } as BookEvent : { type: 'StopTriggered', ts, orderId: x.a } as BookEvent);
+          break;
+        default:
+          out.push({ type: 'CommandRejected', ts, command: 'Cancel', orderId: x.a, clientOrderId: undefined, account: 'pf0', code: 2001 } as unknown as BookEvent);
+      }
+    }
+    return out;
+  });
 
 
 // ---------------------------------------------------------------- generated ledger and market-data streams
@@ -151,13 +316,21 @@ for (const dialect of testDialects()) {
           const eventAt = (id: string, seq: number): unknown =>
             id.startsWith(prefix) ? { s: id, seq } : id.startsWith('md/') ? mdEventAt(id, seq) : ledgerEventAt(id, seq);
           // The real projections, each page also recorded (same transaction) so a repeat would show.
+          const record = async (trx: Transaction<Database>, name: string, page: { persistenceId: string; fromSeq: number; events: readonly unknown[] }) => {
+            for (let i = 0; i < page.events.length; i++) {
+              await trx.insertInto('test_applied' as any).values({ projection: name, persistence_id: page.persistenceId, seq: page.fromSeq + i } as any).execute();
+            }
+          };
+          // Both entry points wrapped: the runner applies batches of streams through applyPages.
           const real: Projection[] = [balancesAndPositionsProjection, candlesProjection].map((pr: Projection<any>) => ({
             ...pr,
             async apply(trx, page) {
               await pr.apply(trx, page);
-              for (let i = 0; i < page.events.length; i++) {
-                await trx.insertInto('test_applied' as any).values({ projection: pr.name, persistence_id: page.persistenceId, seq: page.fromSeq + i } as any).execute();
-              }
+              await record(trx, pr.name, page);
+            },
+            async applyPages(trx, pages) {
+              await pr.applyPages!(trx, pages);
+              for (const page of pages) await record(trx, pr.name, page);
             },
           }));
           const projection: Projection = {
@@ -191,7 +364,11 @@ for (const dialect of testDialects()) {
               const crashing = new ProjectionRunner(
                 store.db,
                 store.journal,
-                [projection, ...real].map((pr) => ({ ...pr, apply: async (trx: any, page: any) => { await pr.apply(trx, page); throw new Error('injected crash mid-page'); } })),
+                [projection, ...real].map((pr) => ({
+                  ...pr,
+                  apply: async (trx: any, page: any) => { await pr.apply(trx, page); throw new Error('injected crash mid-page'); },
+                  applyPages: pr.applyPages && (async (trx: any, pages: any) => { await pr.applyPages!(trx, pages); throw new Error('injected crash mid-page'); }),
+                })),
               );
               await crashing.runOnce({ pagesMax: 1, pageEventsMax: o.pageEvents }).catch((e: Error) => expect(e.message).to.match(/injected crash/));
             }
@@ -223,6 +400,37 @@ for (const dialect of testDialects()) {
           }
         }),
         { numRuns: dialect === 'pg' ? 25 : 6 },
+      );
+    });
+
+    it('projections - the orders/trades page fold equals applying the events one by one, for any history and any page split', async () => {
+      let run = 0;
+      const rows = async (instrument: string) => {
+        const o = await sql<Record<string, unknown>>`select order_id, account, client_order_id, side, order_type, tif, price, stop_price, qty, leaves_qty, filled_qty,
+            filled_notional, status, cancel_reason, is_open, created_ts, updated_ts from orders where instrument = ${instrument} order by order_id`.execute(store.db);
+        const t = await sql<Record<string, unknown>>`select trade_id, ts, price, qty, taker_order_id, taker_account, taker_side, maker_order_id, maker_account, taker_fee, maker_fee
+            from trades where instrument = ${instrument} order by trade_id`.execute(store.db);
+        return { orders: o.rows, trades: t.rows };
+      };
+      await fc.assert(
+        fc.asyncProperty(bookHistory, fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 8 }), async (events, cuts) => {
+          const r = ++run;
+          const ref = `REF${r}`;
+          const folded = `FOLD${r}`;
+          await store.db.transaction().execute(async (trx) => {
+            for (const e of events) await applyOneReference(trx, ref, e);
+          });
+          const bounds = [...new Set([0, ...cuts.filter((c) => c < events.length), events.length])].sort((a, b) => a - b);
+          for (let i = 0; i + 1 < bounds.length; i++) {
+            const from = bounds[i]!;
+            const to = bounds[i + 1]!;
+            await store.db.transaction().execute((trx) =>
+              ordersAndTradesProjection.apply(trx, { persistenceId: `book/${folded}`, fromSeq: from + 1, toSeq: to, events: events.slice(from, to) }),
+            );
+          }
+          expect(await rows(folded)).to.deep.equal(await rows(ref));
+        }),
+        { numRuns: dialect === 'pg' ? 150 : 120 },
       );
     });
 

@@ -132,25 +132,37 @@ for (const dialect of testDialects()) {
       // A journal whose connection "breaks" once: after the append reached the server, or before.
       for (const when of ['after', 'before'] as const) {
         let armed = true;
-        const db = new Proxy(store.db, {
-          get(target, prop, recv) {
-            if (prop !== 'executeQuery') return Reflect.get(target, prop, recv);
-            return async (q: { sql: string }) => {
-              const isAppend = q.sql.includes('bourse_journal_append');
-              if (isAppend && armed && when === 'before') {
-                armed = false;
-                throw Object.assign(new Error('Connection terminated unexpectedly'), {});
-              }
-              const r = await target.executeQuery(q as never);
-              if (isAppend && armed && when === 'after') {
-                armed = false;
-                throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
-              }
-              return r;
-            };
-          },
-        });
-        const j = new StoreJournal({ ...store.connection, db } as Connection, { retry: { budgetMs: 3000, baseDelayMs: 1, maxDelayMs: 10 } });
+        // The break is injected wherever the journal sends its append: kysely (db.executeQuery), the
+        // pg pool (a named statement) or PGlite directly (its one session, on the journal's lane).
+        const breaking = <T extends object>(target: T, method: string, sqlOf: (arg: any) => string): T =>
+          new Proxy(target, {
+            get(t, prop, recv) {
+              const f = Reflect.get(t, prop, recv);
+              if (prop !== method || typeof f !== 'function') return typeof f === 'function' ? f.bind(t) : f;
+              return async (...args: unknown[]) => {
+                const isAppend = sqlOf(args[0]).includes('bourse_journal_append');
+                if (isAppend && armed && when === 'before') {
+                  armed = false;
+                  throw Object.assign(new Error('Connection terminated unexpectedly'), {});
+                }
+                const r = await f.apply(t, args);
+                if (isAppend && armed && when === 'after') {
+                  armed = false;
+                  throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+                }
+                return r;
+              };
+            },
+          });
+        const sqlOf = (a: any): string => (typeof a === 'string' ? a : String(a?.text ?? a?.sql ?? ''));
+        const c = store.connection;
+        const conn = {
+          ...c,
+          db: breaking(c.db, 'executeQuery', sqlOf),
+          ...(c.pool ? { pool: breaking(c.pool, 'query', sqlOf) } : {}),
+          ...(c.pglite ? { pglite: breaking(c.pglite, 'query', sqlOf) } : {}),
+        } as Connection;
+        const j = new StoreJournal(conn, { retry: { budgetMs: 3000, baseDelayMs: 1, maxDelayMs: 10 } });
         const id = `u/${when}`;
         await j.append([{ persistenceId: id, expectedSeq: 0, events: ['a', 'b'] }]);
         expect(armed, 'the failure was injected').to.equal(false);

@@ -42,8 +42,9 @@ export function foldCandlePage(persistenceId: string, fromSeq: number, events: r
   return [...out.values()];
 }
 
-async function applyCandlePage(trx: Transaction<Database>, page: JournalPage<MdEvent>): Promise<void> {
-  const rows = foldCandlePage(page.persistenceId, page.fromSeq, page.events);
+/** Pages of distinct market-data streams (so distinct instruments): folded, then one upsert for all. */
+async function applyCandlePages(trx: Transaction<Database>, pages: readonly JournalPage<MdEvent>[]): Promise<void> {
+  const rows = pages.flatMap((page) => foldCandlePage(page.persistenceId, page.fromSeq, page.events));
   if (rows.length === 0) return;
   await trx
     .insertInto('candles')
@@ -71,5 +72,6 @@ async function applyCandlePage(trx: Transaction<Database>, page: JournalPage<MdE
 export const candlesProjection: Projection<MdEvent> = {
   name: 'candles',
   streamPrefix: MD_STREAM_PREFIX,
-  apply: applyCandlePage,
+  apply: (trx, page) => applyCandlePages(trx, [page]),
+  applyPages: applyCandlePages,
 };

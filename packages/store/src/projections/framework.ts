@@ -21,6 +21,12 @@ export interface Projection<E = unknown> {
   readonly streamIds?: readonly string[];
   /** Applies a contiguous page of one stream's events. Write only through `trx`. */
   apply(trx: Transaction<Database>, page: JournalPage<E>): Promise<void>;
+  /**
+   * Optional: applies pages of several distinct streams at once (fewer statements), with the same
+   * effect as `apply` on each. The runner prefers it, so a wrapper that changes `apply` must wrap
+   * (or drop) this too.
+   */
+  applyPages?(trx: Transaction<Database>, pages: readonly JournalPage<E>[]): Promise<void>;
 }
 
 export interface StreamProgress {
@@ -30,11 +36,30 @@ export interface StreamProgress {
 }
 
 export interface CatchUpOptions {
-  /** Events per transaction. Default 2000. */
+  /** Events per stream per page. Default 1000. */
   readonly pageEventsMax?: number;
   /** Stop after this many pages per stream (for tests). Default unlimited. */
   readonly pagesMax?: number;
+  /**
+   * Events per transaction, over the pages of several streams (at least one page). Default 1000: a
+   * journal append waits for at most the transaction in progress (PGlite has one session), so keep it short.
+   */
+  readonly batchEventsMax?: number;
+  /** Streams read in one query. Default 256. */
+  readonly batchStreamsMax?: number;
+  /**
+   * Start no new read or transaction after this many ms (what is left waits for the next call).
+   * Default unlimited. `start` uses it to cap the runner's share of the database.
+   */
+  readonly timeBudgetMs?: number;
 }
+
+/** A journal that can read the first page of many streams in one call (`StoreJournal`). */
+interface BatchReader {
+  readPages(requests: readonly { persistenceId: string; fromSeq: number; toSeq: number }[]): Promise<JournalPage[]>;
+}
+const batchReader = (j: Journal): BatchReader | undefined =>
+  typeof (j as Partial<BatchReader>).readPages === 'function' ? (j as unknown as BatchReader) : undefined;
 
 /** Whether the projection reads the stream `persistenceId`. */
 export function projects(p: Projection, persistenceId: string): boolean {
@@ -44,6 +69,8 @@ export function projects(p: Projection, persistenceId: string): boolean {
 const prefixesOf = (p: Projection): string[] => (typeof p.streamPrefix === 'string' ? [p.streamPrefix] : [...p.streamPrefix]);
 
 export class ProjectionRunner {
+  #turn = 0;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly journal: Journal,
@@ -63,52 +90,141 @@ export class ProjectionRunner {
     return rows.map((r) => ({ persistenceId: r.persistence_id, head: Number(r.head), done: Number(r.done) })).filter((r) => r.head > r.done);
   }
 
-  /** Brings every projection up to date with what is committed now. Returns events applied. */
+  /**
+   * Brings every projection up to date with what is committed now. Returns events applied.
+   *
+   * Per projection, in rounds: the lagging streams' next pages are read together (one query with a
+   * `StoreJournal`), then applied in as few transactions as `batchEventsMax` allows, each locking
+   * and advancing the checkpoints of its streams. So a poll costs a handful of statements, not a
+   * handful per stream (on PGlite every statement has a fixed cost of about a millisecond).
+   */
   async runOnce(opts: CatchUpOptions = {}): Promise<number> {
     let applied = 0;
-    for (const p of this.projections) for (const s of await this.lagging(p)) applied += await this.catchUp(p, s.persistenceId, opts);
+    const pageEventsMax = opts.pageEventsMax ?? 1000;
+    const batchStreams = opts.batchStreamsMax ?? 256;
+    const deadline = performance.now() + (opts.timeBudgetMs ?? Infinity);
+    // Each call starts with the next projection, so a time budget never starves the last ones.
+    const first = this.#turn++ % Math.max(1, this.projections.length);
+    const order = [...this.projections.slice(first), ...this.projections.slice(0, first)];
+    for (const p of order) {
+      if (performance.now() >= deadline) break;
+      let lag = await this.lagging(p);
+      for (let round = 0; lag.length > 0 && round < (opts.pagesMax ?? Infinity); round++) {
+        const next: StreamProgress[] = [];
+        for (let i = 0; i < lag.length && performance.now() < deadline; i += batchStreams) {
+          const part = lag.slice(i, i + batchStreams);
+          const pages = await this.#readPages(part, pageEventsMax);
+          const done = await this.#applyBatches(p, pages, new Map(part.map((s) => [s.persistenceId, s.done])), opts.batchEventsMax ?? 1000, deadline);
+          for (const [, r] of done) applied += r.applied;
+          for (const s of part) {
+            const d = done.get(s.persistenceId);
+            if (d && d.stored < s.head) next.push({ persistenceId: s.persistenceId, head: s.head, done: d.stored });
+          }
+        }
+        lag = next;
+      }
+    }
     return applied;
   }
 
-  /** Applies a stream's events beyond the checkpoint, page by page, one transaction per page. */
-  async catchUp(p: Projection, persistenceId: string, opts: CatchUpOptions = {}): Promise<number> {
-    const pageEventsMax = opts.pageEventsMax ?? 2000;
+  /**
+   * Applies a stream's events beyond the checkpoint, page by page, one transaction per page.
+   * `known`: a checkpoint read earlier (e.g. by `lagging`); it can only have moved forward since, and
+   * each transaction re-reads the locked checkpoint, so a stale one costs a wasted read, never a repeat.
+   */
+  async catchUp(p: Projection, persistenceId: string, opts: CatchUpOptions = {}, known?: number): Promise<number> {
+    const pageEventsMax = opts.pageEventsMax ?? 1000;
     let applied = 0;
+    let done = known ?? (await this.checkpoint(p.name, persistenceId));
     for (let pages = 0; pages < (opts.pagesMax ?? Infinity); pages++) {
-      const from = (await this.checkpoint(p.name, persistenceId)) + 1;
-      // Read outside the transaction (PGlite has one session); events never change once committed.
-      let page: JournalPage | undefined;
-      for await (const pg of this.journal.read(persistenceId, from, { pageEventsMax, toSeq: from + pageEventsMax - 1 })) {
-        page = pg;
-        break;
-      }
-      if (!page) break;
-      const got = page;
-      applied += await this.db.transaction().execute(async (trx) => {
-        await trx.insertInto('projection_checkpoints').values({ projection: p.name, persistence_id: persistenceId, seq: 0 }).onConflict((oc) => oc.doNothing()).execute();
-        const locked = await trx
-          .selectFrom('projection_checkpoints')
-          .select('seq')
-          .where('projection', '=', p.name)
-          .where('persistence_id', '=', persistenceId)
-          .forUpdate()
-          .executeTakeFirstOrThrow();
-        const done = Number(locked.seq);
-        if (done >= got.toSeq) return 0; // another runner got there first
-        if (done < got.fromSeq - 1) throw new Error(`projection ${p.name} ${persistenceId}: checkpoint ${done} went backwards below ${got.fromSeq - 1}`);
-        const skip = done - (got.fromSeq - 1);
-        const sub: JournalPage = skip === 0 ? got : { persistenceId, fromSeq: done + 1, toSeq: got.toSeq, events: got.events.slice(skip) };
-        await p.apply(trx, sub);
-        await trx
-          .updateTable('projection_checkpoints')
-          .set({ seq: sub.toSeq })
-          .where('projection', '=', p.name)
-          .where('persistence_id', '=', persistenceId)
-          .execute();
-        return sub.events.length;
-      });
+      const read = await this.#readPages([{ persistenceId, head: Number.MAX_SAFE_INTEGER - 1, done }], pageEventsMax);
+      if (read.length === 0) break;
+      const r = (await this.#applyBatches(p, read, new Map([[persistenceId, done]]), Infinity, Infinity)).get(persistenceId)!;
+      applied += r.applied;
+      done = r.stored;
     }
     return applied;
+  }
+
+  /** The next page (events beyond `done`, at most `pageEventsMax`) of each stream; read outside any transaction. */
+  async #readPages(streams: readonly StreamProgress[], pageEventsMax: number): Promise<JournalPage[]> {
+    const req = streams.map((s) => ({ persistenceId: s.persistenceId, fromSeq: s.done + 1, toSeq: s.done + pageEventsMax }));
+    const batch = batchReader(this.journal);
+    if (batch) return batch.readPages(req);
+    const out: JournalPage[] = [];
+    for (const r of req) {
+      for await (const page of this.journal.read(r.persistenceId, r.fromSeq, { pageEventsMax, toSeq: r.toSeq })) {
+        out.push(page);
+        break;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Applies pages (distinct streams) in transactions of at most `batchEventsMax` events (at least one
+   * page each). Each transaction locks its streams' checkpoint rows (in id order, so concurrent runners
+   * wait rather than deadlock), skips what another runner applied meanwhile, applies the rest and
+   * advances the checkpoints: events and checkpoint commit together or not at all.
+   */
+  async #applyBatches(
+    p: Projection,
+    pages: readonly JournalPage[],
+    known: ReadonlyMap<string, number>,
+    batchEventsMax: number,
+    deadline: number,
+  ): Promise<Map<string, { applied: number; stored: number }>> {
+    const out = new Map<string, { applied: number; stored: number }>();
+    let i = 0;
+    while (i < pages.length && (i === 0 || performance.now() < deadline)) {
+      const group: JournalPage[] = [];
+      let events = 0;
+      while (i < pages.length && (group.length === 0 || events + pages[i]!.events.length <= batchEventsMax)) {
+        events += pages[i]!.events.length;
+        group.push(pages[i++]!);
+      }
+      group.sort((a, b) => (a.persistenceId < b.persistenceId ? -1 : a.persistenceId > b.persistenceId ? 1 : 0));
+      const ids = group.map((g) => g.persistenceId);
+      const result = await this.db.transaction().execute(async (trx) => {
+        // A checkpoint row exists once a stream has been applied; create the missing ones at 0.
+        const fresh = ids.filter((id) => (known.get(id) ?? 0) === 0);
+        if (fresh.length > 0) {
+          await sql`insert into projection_checkpoints (projection, persistence_id, seq)
+                    select ${p.name}, x.id, 0 from unnest(${fresh}::text[]) as x(id) order by x.id
+                    on conflict do nothing`.execute(trx);
+        }
+        const { rows } = await sql<{ persistence_id: string; seq: number }>`
+          select persistence_id, seq from projection_checkpoints
+           where projection = ${p.name} and persistence_id = any(${ids}::text[])
+           order by persistence_id for update`.execute(trx);
+        const stored = new Map(rows.map((r) => [r.persistence_id, Number(r.seq)]));
+        const subs: JournalPage[] = [];
+        const res = new Map<string, { applied: number; stored: number }>();
+        for (const got of group) {
+          const id = got.persistenceId;
+          const s = stored.get(id);
+          if (s === undefined) throw new Error(`projection ${p.name} ${id}: no checkpoint row`);
+          if (s >= got.toSeq) {
+            res.set(id, { applied: 0, stored: s }); // another runner got there first
+            continue;
+          }
+          if (s < got.fromSeq - 1) throw new Error(`projection ${p.name} ${id}: checkpoint ${s} went backwards below ${got.fromSeq - 1}`);
+          const skip = s - (got.fromSeq - 1);
+          const sub: JournalPage = skip === 0 ? got : { persistenceId: id, fromSeq: s + 1, toSeq: got.toSeq, events: got.events.slice(skip) };
+          subs.push(sub);
+          res.set(id, { applied: sub.events.length, stored: sub.toSeq });
+        }
+        if (subs.length === 0) return res;
+        if (p.applyPages) await p.applyPages(trx, subs);
+        else for (const sub of subs) await p.apply(trx, sub);
+        await sql`update projection_checkpoints c set seq = v.seq
+                    from unnest(${subs.map((x) => x.persistenceId)}::text[], ${subs.map((x) => x.toSeq)}::int8[]) as v(id, seq)
+                   where c.projection = ${p.name} and c.persistence_id = v.id`.execute(trx);
+        return res;
+      });
+      for (const [id, r] of result) out.set(id, r);
+    }
+    return out;
   }
 
   async checkpoint(projection: string, persistenceId: string): Promise<number> {
@@ -121,13 +237,22 @@ export class ProjectionRunner {
     return r ? Number(r.seq) : 0;
   }
 
-  /** Polls every `intervalMs` until stopped. Errors are reported and the poll goes on. */
-  start(intervalMs = 100, onError: (e: unknown) => void = () => {}): { stop(): Promise<void> } {
+  /**
+   * Polls every `intervalMs` until stopped. Errors are reported and the poll goes on.
+   *
+   * `busyShareMax` (default 0.25) caps the runner's share of wall time while it is behind: a poll
+   * starts no new work after `intervalMs * share / (1 - share)` ms, then sleeps `intervalMs`. Under a
+   * burst of appends the read models fall behind instead of slowing the journal (on PGlite both share
+   * one session and one thread), and catch up at that share afterwards.
+   */
+  start(intervalMs = 100, onError: (e: unknown) => void = () => {}, opts: { busyShareMax?: number } = {}): { stop(): Promise<void> } {
     let stopped = false;
+    const share = Math.min(0.95, Math.max(0.01, opts.busyShareMax ?? 0.25));
+    const timeBudgetMs = (intervalMs * share) / (1 - share);
     const loop = (async () => {
       while (!stopped) {
         try {
-          await this.runOnce();
+          await this.runOnce({ timeBudgetMs });
         } catch (e) {
           onError(e);
         }

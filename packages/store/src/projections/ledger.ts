@@ -85,8 +85,29 @@ export function foldLedgerPage(
   return { balances: [...balances.values()], positions: [...positions.values()] };
 }
 
-async function applyLedgerPage(trx: Transaction<Database>, page: JournalPage<LedgerEvent>): Promise<void> {
-  const { balances, positions } = foldLedgerPage(page.persistenceId, page.fromSeq, page.events);
+/**
+ * Pages of distinct ledger streams: folded, then one upsert per table for all of them. Two streams
+ * that name one ledger (`fees` and `account/fees`) must not meet in one upsert (Postgres refuses to
+ * update a row twice in a statement), so such pages go one by one, in the order given.
+ */
+async function applyLedgerPages(trx: Transaction<Database>, pages: readonly JournalPage<LedgerEvent>[]): Promise<void> {
+  const ledgers = new Set<string>();
+  for (const page of pages) {
+    const { kind, account } = ledgerOfStream(page.persistenceId);
+    const key = `${kind}\u0000${account}`;
+    if (ledgers.has(key)) {
+      for (const pg of pages) await applyLedgerPages(trx, [pg]);
+      return;
+    }
+    ledgers.add(key);
+  }
+  const balances: BalanceTable[] = [];
+  const positions: PositionTable[] = [];
+  for (const page of pages) {
+    const f = foldLedgerPage(page.persistenceId, page.fromSeq, page.events);
+    balances.push(...f.balances);
+    positions.push(...f.positions);
+  }
   if (balances.length > 0) {
     await trx
       .insertInto('balances')
@@ -131,5 +152,6 @@ export const balancesAndPositionsProjection: Projection<LedgerEvent> = {
   name: 'balances_positions',
   streamPrefix: ACCOUNT_STREAM_PREFIX,
   streamIds: SYSTEM_LEDGERS,
-  apply: applyLedgerPage,
+  apply: (trx, page) => applyLedgerPages(trx, [page]),
+  applyPages: applyLedgerPages,
 };
