@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { CompiledQuery } from 'kysely';
 import pg from 'pg';
@@ -185,6 +187,49 @@ interface LatencyResult {
 }
 
 /**
+ * The environment's own commit latency, measured during the latency phase: a one-row INSERT, each its
+ * own transaction (one WAL flush), 100 times a second, from a worker thread with its own connection and
+ * event loop (so the bench's event loop does not colour it). A physical reference for `commitP99Ms`:
+ * group commit cannot beat the flush it waits for. Postgres server only.
+ */
+function startBareCommitProbe(url: string, schema: string): { stop(): Promise<{ p50: number; p99: number; n: number }> } {
+  const pgPath = createRequire(import.meta.url).resolve('pg');
+  const w = new Worker(
+    `const { parentPort, workerData } = require('node:worker_threads');
+     const pg = require(workerData.pgPath);
+     (async () => {
+       const c = new pg.Client({ connectionString: workerData.url, options: '-c search_path=' + workerData.schema });
+       await c.connect();
+       await c.query('create table if not exists bench_commit_probe (k int)');
+       const ms = [];
+       let stop = false;
+       parentPort.on('message', () => { stop = true; });
+       while (!stop) {
+         const t = performance.now();
+         await c.query('insert into bench_commit_probe values (1)');
+         ms.push(performance.now() - t);
+         await new Promise((r) => setTimeout(r, 10));
+       }
+       await c.end();
+       parentPort.postMessage(ms);
+     })().catch((e) => parentPort.postMessage({ error: String(e) }));`,
+    { eval: true, workerData: { pgPath, url, schema } },
+  );
+  return {
+    stop: () =>
+      new Promise((resolve, reject) => {
+        w.once('message', (ms: number[] | { error: string }) => {
+          void w.terminate();
+          if (!Array.isArray(ms)) return reject(new Error(`commit probe: ${ms.error}`));
+          ms.sort((a, b) => a - b);
+          resolve({ p50: pct(ms, 50), p99: pct(ms, 99), n: ms.length });
+        });
+        w.postMessage('stop');
+      }),
+  };
+}
+
+/**
  * Open-loop commit latency. Every write has an intended send time on a fixed schedule
  * (`t0 + k * intervalMs`), fixed before the run; the generator sends each write at (or, if it fell
  * behind, as soon as possible after) that time, never waiting for a commit. Latency runs from the
@@ -291,8 +336,10 @@ async function commitLatency(store: Store, heads: Map<string, number>, offeredPe
 async function main() {
   let store: Store;
   let cleanup: () => Promise<void>;
+  let benchSchema = '';
   if (pgUrl) {
     const schema = `bourse_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
+    benchSchema = schema;
     await migrate(pgUrl, { schema });
     store = await openStore({ pg: pgUrl, schema, poolMax: 4 });
     cleanup = async () => {
@@ -322,7 +369,9 @@ async function main() {
     }
 
     const load0 = loadavg()[0]!;
+    const probe = pgUrl ? startBareCommitProbe(pgUrl, benchSchema) : undefined;
     const lat = await commitLatency(store, heads, latencyRate);
+    const bare = probe ? await probe.stop() : undefined;
     log(
       `commit latency: open loop at ${latencyRate} events/s offered (a write of 10 events every ${round(10_000 / latencyRate, 3)} ms, over 1000 ids, each at its intended send time), ` +
         `group commit with no linger, ${latencyInFlight} append(s) in flight, ` +
@@ -331,10 +380,12 @@ async function main() {
         `offered ${Math.round(lat.offered)} events/s, acked ${Math.round(lat.achieved)} events/s; generator lag p50 ${round(lat.lagP50, 3)} ms, p99 ${round(lat.lagP99, 3)} ms, max ${round(lat.lagMax)} ms; ` +
         `event-loop delay p99 ${round(lat.loopP99)} ms; this process used ${Math.round(lat.cpuPct)}% of a core; ${lat.appends} appends of ${Math.round(lat.appendEventsMean)} events on average, append p50 ${round(lat.appendP50)} ms, p99 ${round(lat.appendP99)} ms; load average ${round(load0)}${lat.starved ? ' — STARVED: the generator could not keep its schedule, latency figures are pessimistic' : ''}`,
     );
+    if (bare) log(`bare commit meanwhile (reference): a one-row INSERT per transaction, 100/s from another thread and connection: p50 ${round(bare.p50)} ms, p99 ${round(bare.p99)} ms (${bare.n} commits)`);
+    const bareJson = bare ? { bareCommitP50Ms: round(bare.p50), bareCommitP99Ms: round(bare.p99) } : {};
     if (only === 'latency') {
       console.log(JSON.stringify({ dialect, only, rate: latencyRate, inFlight: latencyInFlight, commitP99Ms: round(lat.p99), commitP50Ms: round(lat.p50), commitP999Ms: round(lat.p999), commitMaxMs: round(lat.max),
         latencyOfferedEventsPerSec: Math.round(lat.offered), generatorLagP99Ms: round(lat.lagP99, 3), eventLoopDelayP99Ms: round(lat.loopP99), generatorStarved: lat.starved,
-        latencyAppendP50Ms: round(lat.appendP50), latencyAppendP99Ms: round(lat.appendP99), cpuPct: Math.round(lat.cpuPct), appendEventsMean: Math.round(lat.appendEventsMean), loadAvg1m: round(loadavg()[0]!) }));
+        latencyAppendP50Ms: round(lat.appendP50), latencyAppendP99Ms: round(lat.appendP99), cpuPct: Math.round(lat.cpuPct), appendEventsMean: Math.round(lat.appendEventsMean), ...bareJson, loadAvg1m: round(loadavg()[0]!) }));
       return;
     }
     const raw = await rawRows(store);
@@ -378,6 +429,7 @@ async function main() {
         latencyAppendP50Ms: round(lat.appendP50),
         latencyAppendP99Ms: round(lat.appendP99),
         latencyCpuPct: Math.round(lat.cpuPct),
+        ...bareJson,
         loadAvg1m: round(loadavg()[0]!),
         eventsVsRaw: round(app.rate / raw),
         eventBytesAlone: single,
