@@ -14,6 +14,7 @@ import { connectNats } from '@bourse/actors';
 import { ClusterGateway } from '@bourse/engine';
 import { openStore } from '@bourse/store';
 import { startEdge } from '../edge.js';
+import { cliLogger, engineLogOptions } from '../engine-log.js';
 import type { KeySpec } from '../auth.js';
 import { loadInstruments, untilStopped } from './cluster-common.js';
 import { DEMO_KEYS, runDemoTraders, seedDemo } from './start.js';
@@ -48,7 +49,9 @@ export async function runEdgeNode(o: EdgeNodeOptions): Promise<void> {
   let traders: ReturnType<typeof runDemoTraders> | undefined;
   try {
     let errors = 0;
+    const logger = cliLogger('bourse-edge');
     gateway = await ClusterGateway.open({
+      ...engineLogOptions(logger),
       nc,
       cluster: o.cluster,
       instruments,
@@ -61,7 +64,7 @@ export async function runEdgeNode(o: EdgeNodeOptions): Promise<void> {
       },
     });
     if (o.demo) await seedDemo(gateway);
-    edge = await startEdge({ gateway, port: o.port, host: '127.0.0.1', keys, logLevel: 'warn' });
+    edge = await startEdge({ gateway, port: o.port, host: '127.0.0.1', keys, logger });
     print(`Bourse edge is up: ${edge.url} (binary WebSocket), ${edge.httpUrl}/v1 (HTTP), ${edge.httpUrl}/health; cluster '${o.cluster}'`);
     if (o.demo) {
       print('demo API keys (fixed, demo only):');

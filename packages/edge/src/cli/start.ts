@@ -11,6 +11,7 @@ import { openEmbeddedVenue, quotesFor } from '@bourse/engine';
 import type { VenueCore } from '@bourse/engine';
 import type { Side } from '@bourse/schemas';
 import { startEdge } from '../edge.js';
+import { cliLogger, engineLogOptions } from '../engine-log.js';
 import type { KeySpec } from '../auth.js';
 import { DEMO_INSTRUMENTS, prng } from './demo.js';
 
@@ -93,12 +94,13 @@ export function runDemoTraders(venue: VenueCore, stepMs: number): { stop(): Prom
 
 export async function runStart(opts: StartOptions): Promise<void> {
   const print = opts.print ?? ((l: string) => console.log(l));
-  const venue = await openEmbeddedVenue({ pglite: opts.data }, { instruments: DEMO_INSTRUMENTS });
+  const logger = cliLogger('bourse');
+  const venue = await openEmbeddedVenue({ pglite: opts.data }, { instruments: DEMO_INSTRUMENTS, ...engineLogOptions(logger) });
   let edge: Awaited<ReturnType<typeof startEdge>> | undefined;
   let traders: ReturnType<typeof runDemoTraders> | undefined;
   try {
     if (opts.demo) await seedDemo(venue);
-    edge = await startEdge({ gateway: venue, port: opts.port, host: '127.0.0.1', keys: opts.demo ? DEMO_KEYS : [], logLevel: 'warn' });
+    edge = await startEdge({ gateway: venue, port: opts.port, host: '127.0.0.1', keys: opts.demo ? DEMO_KEYS : [], logger });
     print(`Bourse is up: ${edge.url} (binary WebSocket), ${edge.httpUrl}/v1 (HTTP), ${edge.httpUrl}/health, ${edge.httpUrl}/metrics`);
     print(`journal: PGlite in ${opts.data}`);
     if (opts.demo) {

@@ -11,7 +11,7 @@
  */
 import type { Journal, JournalPage, NodeEvent } from '@bourse/actors';
 import { Reject, validateInstrument } from '@bourse/schemas';
-import type { BookEvent, Instrument, L2Snapshot, LedgerEvent, MdEvent, RejectCode, Side, TradingStatus } from '@bourse/schemas';
+import type { BookEvent, Instrument, L2Snapshot, LedgerEvent, MdEvent, RejectCode, RiskLimits, Side, TradingStatus } from '@bourse/schemas';
 import { l2Snapshot as l2Of, marketDataMachine } from '../marketdata/index.js';
 import type { MdState } from '../marketdata/index.js';
 import type { CommandContext, GatewayResult, PrivateEvent, PublicEvent, Unsubscribe, VenueGateway, VenueReads } from '../venue/gateway.js';
@@ -49,6 +49,21 @@ export interface VenueCoreOptions {
   readonly outcomeAskAfterMs?: number;
   /** Runtime events (recoveries, journal failures) and background errors. */
   readonly onEvent?: (e: NodeEvent | { type: 'error'; where: string; error: unknown }) => void;
+  /**
+   * Structured log records of the engine side of a command, each with the trace id the edge gave it
+   * (the edge passes its pino logger here, so one trace id links edge and engine lines).
+   * `debug` records (per order) are built only when `logDebug` is true.
+   */
+  readonly log?: (record: EngineLogRecord) => void;
+  readonly logDebug?: boolean;
+}
+
+/** One engine log line: `level`, `msg`, the command's `traceId`, and fields. */
+export interface EngineLogRecord {
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly msg: string;
+  readonly traceId: string;
+  readonly [field: string]: unknown;
 }
 
 const OK = { ok: true } as const;
@@ -78,6 +93,8 @@ export abstract class VenueCore implements VenueGateway {
   readonly #askMs: number;
   readonly #outcomeAskMs: number;
   readonly #onEvent: VenueCoreOptions['onEvent'];
+  readonly #log: VenueCoreOptions['log'];
+  readonly #logDebug: boolean;
   readonly #private = new Map<string, Set<PrivateSub>>();
   readonly #public = new Map<string, Set<(e: PublicEvent) => void>>();
   readonly #shadow = new Map<string, MdState>();
@@ -110,6 +127,8 @@ export abstract class VenueCore implements VenueGateway {
     this.#inFlightMax = Math.max(1, coreOptions.ordersInFlightMax ?? 256);
     this.#queuedMax = Math.max(0, coreOptions.ordersQueuedMax ?? 4096);
     this.#onEvent = coreOptions.onEvent;
+    this.#log = coreOptions.log;
+    this.#logDebug = coreOptions.log !== undefined && coreOptions.logDebug === true;
   }
 
   /** Sends `message` to the entity `to` and resolves with its reply (released once what it decided is committed). */
@@ -210,7 +229,7 @@ export abstract class VenueCore implements VenueGateway {
     }
   }
 
-  async #placeOrder(account: string, req: OrderRequest, _ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
+  async #placeOrder(account: string, req: OrderRequest, ctx: CommandContext): Promise<GatewayResult<{ orderId: number }>> {
     if (!this.#accounts.has(account)) await this.#learnAccount(account);
     const bad = this.#checkAccount(account);
     if (bad) return bad;
@@ -227,9 +246,10 @@ export abstract class VenueCore implements VenueGateway {
       if (x !== undefined) cmd[k] = x;
     }
     const r = await this.ask<PlaceReply>(`account/${account}`, { a: account, n: this.#accounts.get(account), c: { type: '$place', cmd } }, this.#askMs);
-    if (r.code !== 0) return reject(r.code, r.duplicate ? 'rejected (resent clientOrderId: the original answer)' : 'rejected by risk');
+    if (r.code !== 0) return this.#rejected(ctx, 'place', r.code, r.duplicate ? 'rejected (resent clientOrderId: the original answer)' : 'rejected by risk');
     const outcome = r.duplicate ? await this.#outcomeOf(r.symbol, r.orderId) : await this.#waitOutcome(r.orderId, r.symbol, true).promise;
-    if (outcome.state === 'rejected') return reject(outcome.code, 'rejected by the book');
+    if (outcome.state === 'rejected') return this.#rejected(ctx, 'place', outcome.code, 'rejected by the book');
+    if (this.#logDebug) this.#log!({ level: 'debug', traceId: ctx.traceId, msg: 'order accepted', account, symbol: r.symbol, orderId: r.orderId, duplicate: r.duplicate === true });
     return { ok: true, orderId: r.orderId };
   }
 
@@ -288,6 +308,27 @@ export abstract class VenueCore implements VenueGateway {
 
   async withdraw(account: string, asset: string, amount: number, transferId: string, _ctx: CommandContext): Promise<GatewayResult> {
     return this.#transfer('Withdraw', account, asset, amount, transferId);
+  }
+
+  /**
+   * Admin: an account's risk limits (position, leverage, daily loss; 0 = no limit), checked by its
+   * ledger before every later order. Bad limits get RISK_INVALID_LIMITS from the ledger itself.
+   */
+  async setRiskLimits(account: string, limits: RiskLimits, ctx: CommandContext): Promise<GatewayResult> {
+    if (!this.#accounts.has(account)) await this.#learnAccount(account);
+    const bad = this.#checkAccount(account);
+    if (bad) return bad;
+    const events = await this.#ledger(account, { type: 'SetRiskLimits', ts: this.#ts(), limits });
+    const rej = events.find((e) => e.type === 'LedgerRejected');
+    if (rej && rej.type === 'LedgerRejected') return this.#rejected(ctx, 'setRiskLimits', rej.code, 'risk limits rejected');
+    this.#log?.({ level: 'info', traceId: ctx.traceId, msg: 'risk limits set', account, ...limits });
+    return OK;
+  }
+
+  /** A typed reject, logged with the command's trace id (debug: rejects are normal business). */
+  #rejected(ctx: CommandContext, what: string, code: RejectCode, message: string): { ok: false; code: RejectCode; message: string } {
+    this.#log?.({ level: 'debug', traceId: ctx.traceId, msg: `${what} rejected`, code, message });
+    return reject(code, message);
   }
 
   async setTradingStatus(symbol: string, status: TradingStatus, _ctx: CommandContext): Promise<GatewayResult> {

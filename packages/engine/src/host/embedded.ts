@@ -26,7 +26,7 @@ import { ACCOUNT_NO_MAX } from '@bourse/schemas';
 import type { VenueReads } from '../venue/gateway.js';
 import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 import { bookKind, ledgerKind, mdKind, registryKind } from './kinds.js';
-import { HostJournal } from './journal.js';
+import { HostJournal, journalMetricsText } from './journal.js';
 import { VenueCore } from './core.js';
 import type { VenueCoreOptions } from './core.js';
 import { WorkerStore } from './worker-store.js';
@@ -156,6 +156,29 @@ export class EmbeddedVenue extends VenueCore {
     await this.startCore();
     const every = this.options.projectionIntervalMs ?? 100;
     if (this.backend.startProjections && every > 0) this.#projections = await this.backend.startProjections(every, (error) => this.report('projections', error));
+  }
+
+  /**
+   * Prometheus lines for the edge's `/metrics` (a `GatewayExtras` hook): journal appends, rows,
+   * records, append latency and batch size histograms; the actor node's counters; and shard
+   * ownership (one node owns every shard in embedded mode: the entities it hosts, by kind).
+   */
+  metricsText(): string {
+    const id = this.node.nodeId;
+    const s = this.node.stats;
+    const L: string[] = [journalMetricsText(this.journal, id).trimEnd()];
+    L.push('# HELP bourse_actor_commands_total Commands and messages processed by the actor node.', '# TYPE bourse_actor_commands_total counter', `bourse_actor_commands_total{node="${id}"} ${s.commands}`);
+    L.push('# HELP bourse_actor_crashes_total Entity crashes (state rebuilt from the journal).', '# TYPE bourse_actor_crashes_total counter', `bourse_actor_crashes_total{node="${id}"} ${s.crashes}`);
+    L.push('# HELP bourse_actor_journal_failures_total Failed journal appends.', '# TYPE bourse_actor_journal_failures_total counter', `bourse_actor_journal_failures_total{node="${id}"} ${s.journalFailures}`);
+    L.push('# HELP bourse_actor_duplicates_dropped_total Reliable messages recognised as resends and dropped.', '# TYPE bourse_actor_duplicates_dropped_total counter', `bourse_actor_duplicates_dropped_total{node="${id}"} ${s.duplicatesDropped}`);
+    const byKind = new Map<string, number>();
+    for (const a of this.node.activeAddresses()) {
+      const k = a.slice(0, a.indexOf('/'));
+      byKind.set(k, (byKind.get(k) ?? 0) + 1);
+    }
+    L.push('# HELP bourse_entities_live Entities live in memory on this node, by kind (embedded: this node owns every shard).', '# TYPE bourse_entities_live gauge');
+    for (const [k, n] of [...byKind].sort()) L.push(`bourse_entities_live{node="${id}",kind="${k}"} ${n}`);
+    return L.join('\n') + '\n';
   }
 
   /** Resolves once nothing is queued, uncommitted or unacknowledged (every saga step has run). */
