@@ -1,6 +1,6 @@
 /**
  * The venue as the edge sees it: the one boundary between `packages/edge` and whatever runs the
- * engine. Two implementations are planned, with the same contract:
+ * engine. Two implementations, with the same contract and the same gateway logic (`host/core.ts`):
  *
  * - in one process, the engine actors on the in-process transport and a PGlite journal (`bourse start`);
  * - a cluster, engine nodes reached over NATS, with a Postgres journal (`bourse node` / `bourse edge`).
@@ -18,8 +18,9 @@
  * - `placeOrder` resolves ok once the ledger's hold AND the book's acceptance are committed; a book
  *   reject (post-only would take, price band, halted) resolves `{ ok: false, code }` like a risk reject.
  *
- * Implementations: `EmbeddedVenue` (src/host/embedded.ts), which also offers `setMarkPrice`, `tick`
- * and `settle` beyond this interface.
+ * Implementations: `EmbeddedVenue` (src/host/embedded.ts) and `ClusterGateway` (src/host/cluster.ts),
+ * both `VenueCore`s, which also offer `setRiskLimits`, `setMarkPrice`, `tick` and `settle` beyond this
+ * interface.
  * - Public streams are the market-data journal of an instrument (`md/<symbol>`), with the L2
  *   sequence and checksum inside the events.
  */
