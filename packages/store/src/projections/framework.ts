@@ -102,19 +102,36 @@ export class ProjectionRunner {
     let applied = 0;
     const pageEventsMax = opts.pageEventsMax ?? 1000;
     const batchStreams = opts.batchStreamsMax ?? 256;
+    const batchEvents = opts.batchEventsMax ?? 1000;
     const deadline = performance.now() + (opts.timeBudgetMs ?? Infinity);
     // Each call starts with the next projection, so a time budget never starves the last ones.
     const first = this.#turn++ % Math.max(1, this.projections.length);
     const order = [...this.projections.slice(first), ...this.projections.slice(0, first)];
+    // At least one transaction per call, whatever the budget, so a slow poll still makes progress.
+    let started = false;
+    const inTime = () => !started || performance.now() < deadline;
     for (const p of order) {
-      if (performance.now() >= deadline) break;
+      if (!inTime()) break;
       let lag = await this.lagging(p);
-      for (let round = 0; lag.length > 0 && round < (opts.pagesMax ?? Infinity); round++) {
+      for (let round = 0; lag.length > 0 && round < (opts.pagesMax ?? Infinity) && inTime(); round++) {
         const next: StreamProgress[] = [];
-        for (let i = 0; i < lag.length && performance.now() < deadline; i += batchStreams) {
-          const part = lag.slice(i, i + batchStreams);
+        let i = 0;
+        while (i < lag.length && inTime()) {
+          started = true;
+          // As many streams as fit one transaction by their known lag (a page never reads past the head
+          // seen by lagging()), so what is read is applied at once and a time budget wastes no read.
+          const part: StreamProgress[] = [];
+          let estimate = 0;
+          while (i < lag.length && part.length < batchStreams) {
+            const s = lag[i]!;
+            const e = Math.min(pageEventsMax, s.head - s.done);
+            if (part.length > 0 && estimate + e > batchEvents) break;
+            part.push(s);
+            estimate += e;
+            i++;
+          }
           const pages = await this.#readPages(part, pageEventsMax);
-          const done = await this.#applyBatches(p, pages, new Map(part.map((s) => [s.persistenceId, s.done])), opts.batchEventsMax ?? 1000, deadline);
+          const done = await this.#applyBatches(p, pages, new Map(part.map((s) => [s.persistenceId, s.done])), Infinity, Infinity);
           for (const [, r] of done) applied += r.applied;
           for (const s of part) {
             const d = done.get(s.persistenceId);
@@ -148,7 +165,7 @@ export class ProjectionRunner {
 
   /** The next page (events beyond `done`, at most `pageEventsMax`) of each stream; read outside any transaction. */
   async #readPages(streams: readonly StreamProgress[], pageEventsMax: number): Promise<JournalPage[]> {
-    const req = streams.map((s) => ({ persistenceId: s.persistenceId, fromSeq: s.done + 1, toSeq: s.done + pageEventsMax }));
+    const req = streams.map((s) => ({ persistenceId: s.persistenceId, fromSeq: s.done + 1, toSeq: Math.min(s.done + pageEventsMax, s.head) }));
     const batch = batchReader(this.journal);
     if (batch) return batch.readPages(req);
     const out: JournalPage[] = [];
