@@ -320,6 +320,30 @@ describe('actors - runtime', () => {
     expect(node.inspect('account/a')!.outPending).to.equal(0);
   });
 
+  it('actors - a receiver that crashes inside a batch keeps what it applied before the crash and takes the rest on the resend, each once', async () => {
+    const journal = new MemoryJournal();
+    let boom = 1;
+    const kind = {
+      ...accountKind,
+      inbound: (from: string, m: unknown) => {
+        const c = accountKind.inbound!(from, m);
+        if ((m as { amount: number }).amount === 13 && boom-- > 0) return { type: 'Boom' } as const;
+        return c;
+      },
+    };
+    const node = makeNode({ journal, kinds: [kind] });
+    await node.ask('account/a', deposit('d', 100), 1000);
+    node.tellMany('account/a', [1, 2, 13, 4, 5].map((amount, i) => ({ type: 'Transfer', transferId: `t${i}`, to: 'b', amount })));
+    for (let i = 0; i < 500 && !(node.isQuiescent() && node.stats.crashes > 0); i++) await sleep(2);
+    await node.quiescent();
+    expect(node.stats.crashes).to.equal(1);
+    expect(node.stats.reliableBatches).to.be.lessThan(node.stats.reliableSent);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(25);
+    const credited = journal.eventsOf('account/b').filter((e) => (e as { type?: string }).type === 'Credited') as { transferId: string }[];
+    expect(credited.map((e) => e.transferId)).to.deep.equal(['t0', 't1', 't2', 't3', 't4']);
+    expect(await node.ask('account/a', balance, 1000)).to.equal(75);
+  });
+
   it('actors - group commit writes the events of many actors in one append', async () => {
     const journal = new MemoryJournal();
     const node = makeNode({ journal, groupCommit: { windowUs: 2000, batchEventsMax: 10_000 } });
