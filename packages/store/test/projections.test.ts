@@ -447,7 +447,8 @@ for (const dialect of testDialects()) {
       await store.journal.append([{ persistenceId: 'book/BTC-USD', expectedSeq: 0, events: ev.slice(0, 4) }]);
       await store.journal.append([{ persistenceId: 'book/BTC-USD', expectedSeq: 4, events: ev.slice(4) }]);
       const runner = new ProjectionRunner(store.db, store.journal, [ordersAndTradesProjection]);
-      expect(await runner.runOnce()).to.equal(ev.length);
+      expect(await runner.runOnce({ streams: (pid) => pid !== 'book/BTC-USD' }), 'a stream the filter leaves out is not projected').to.equal(0);
+      expect(await runner.runOnce({ streams: (pid) => pid === 'book/BTC-USD' })).to.equal(ev.length);
       expect(await runner.runOnce(), 'idempotent: nothing new').to.equal(0);
       const rm = store.readModels;
       const open = await rm.ordersByAccount('a1', { open: true });

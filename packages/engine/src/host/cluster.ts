@@ -267,10 +267,10 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
       ? (async () => {
           while (!projStop) {
             try {
+              // One pass over every projection, batched across streams (a handful of statements per
+              // poll, not a handful per stream), with the runner's default share of the database.
               const served = servedSet();
-              for (const p of runner.projections) {
-                for (const s of await runner.lagging(p)) if (!projStop && serves(served, s.persistenceId)) await runner.catchUp(p, s.persistenceId);
-              }
+              await runner.runOnce({ streams: (pid) => !projStop && serves(served, pid), timeBudgetMs: projMs / 2 });
             } catch (e) {
               report('projections', e);
             }

@@ -52,6 +52,8 @@ export interface CatchUpOptions {
    * Default unlimited. `start` uses it to cap the runner's share of the database.
    */
   readonly timeBudgetMs?: number;
+  /** `runOnce` only: project just the streams this accepts (a cluster node: the streams of the shards it owns). */
+  readonly streams?: (persistenceId: string) => boolean;
 }
 
 /** A journal that can read the first page of many streams in one call (`StoreJournal`). */
@@ -113,6 +115,7 @@ export class ProjectionRunner {
     for (const p of order) {
       if (!inTime()) break;
       let lag = await this.lagging(p);
+      if (opts.streams) lag = lag.filter((s) => opts.streams!(s.persistenceId));
       for (let round = 0; lag.length > 0 && round < (opts.pagesMax ?? Infinity) && inTime(); round++) {
         const next: StreamProgress[] = [];
         let i = 0;
