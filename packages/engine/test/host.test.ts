@@ -17,6 +17,7 @@ import { Reject } from '@bourse/schemas';
 import type { LedgerEvent } from '@bourse/schemas';
 import { Venue, FEES_ACCOUNT, CLEARING_ACCOUNT } from '../src/venue/venue.js';
 import { openEmbeddedVenue, EmbeddedVenue, InjectedJournalFault } from '../src/host/index.js';
+import { CATCH_UP_SLICE } from '../src/host/core.js';
 import type { EmbeddedTarget } from '../src/host/index.js';
 import type { LedgerState } from '../src/risk/index.js';
 import type { PrivateEvent } from '../src/venue/gateway.js';
@@ -326,6 +327,42 @@ describe('host - the engine actors behind the VenueGateway', () => {
         expect(s.got.map((e) => e.seq), `resume after ${s.after}`).to.deep.equal(seqs.filter((q) => q > s.after));
       }
       expect(full.filter((e) => e.event.type === 'FillSettled').length).to.be.greaterThan(10);
+    } finally {
+      await v.close();
+    }
+  });
+
+  it('host - private stream: a long backlog is replayed in slices, giving the event loop turns (one session cannot stall the others), and still arrives whole, once, in order', async function () {
+    this.timeout(60_000);
+    const journal = new MemoryJournal();
+    const clock = new TestClock();
+    const v = await openTest({ journal }, clock);
+    try {
+      await v.openAccount('r', ctx);
+      const N = 4 * CATCH_UP_SLICE + 17;
+      for (let i = 0; i < N; i += 50) await Promise.all(Array.from({ length: Math.min(50, N - i) }, (_, k) => v.deposit('r', 'USD', 1 + i + k, `bl-${i + k}`, ctx)));
+      await v.settle();
+      const got: PrivateEvent[] = [];
+      // Event-loop turns taken while the backlog is delivered: each turn records how much had arrived.
+      const seenAtTurn: number[] = [];
+      let done = false;
+      const tick = () => {
+        seenAtTurn.push(got.length);
+        if (!done) setImmediate(tick);
+      };
+      v.subscribePrivate('r', 0, (e) => got.push(e));
+      setImmediate(tick);
+      const t0 = Date.now();
+      while (got.filter((e) => e.event.type === 'Deposited').length < N && Date.now() - t0 < 20_000) await new Promise((r) => setImmediate(r));
+      done = true;
+      expect(got.filter((e) => e.event.type === 'Deposited')).to.have.length(N);
+      const seqs = got.map((e) => e.seq);
+      expect(seqs).to.deep.equal([...new Set(seqs)].sort((a, b) => a - b));
+      expect(got.map((e) => e.event)).to.deep.equal(await domainEvents(journal, 'account/r'));
+      // Turns came while the backlog was partly delivered (never all of it in one synchronous burst).
+      const partial = seenAtTurn.filter((n) => n > 0 && n < got.length);
+      expect(partial.length, `turns: ${seenAtTurn.slice(0, 20).join(',')}`).to.be.greaterThanOrEqual(3);
+      expect(Math.max(...seenAtTurn.map((n, i) => (i === 0 ? n : n - seenAtTurn[i - 1]!)))).to.be.at.most(CATCH_UP_SLICE);
     } finally {
       await v.close();
     }

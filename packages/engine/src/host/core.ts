@@ -606,6 +606,10 @@ export abstract class VenueCore implements VenueGateway {
  * late, or writes that arrived while catching up) sends it back to the journal from `last + 1`, so
  * the subscriber sees every ledger event once, in sequence order.
  */
+/** Backlog events a private subscription delivers per event-loop turn while it catches up. */
+export const CATCH_UP_SLICE = 256;
+const yieldTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
 class PrivateSub {
   closed = false;
   #live = false;
@@ -651,8 +655,16 @@ class PrivateSub {
   async #catchUp(): Promise<void> {
     for (;;) {
       for await (const page of this.journal.read(`account/${this.account}`, this.last + 1) as AsyncIterable<JournalPage>) {
+        // A long backlog is delivered in slices with an event-loop turn between them: one session's
+        // replay must not hold up every other session's acks (a 26k-order backlog took 300+ ms
+        // turns and pushed order-ack p99 to 2.4 s).
+        for (let i = 0; i < page.events.length; i += CATCH_UP_SLICE) {
+          if (this.closed) return;
+          if (i > 0) await yieldTurn();
+          this.#deliver(page.fromSeq + i, i === 0 && page.events.length <= CATCH_UP_SLICE ? page.events : page.events.slice(i, i + CATCH_UP_SLICE));
+        }
         if (this.closed) return;
-        this.#deliver(page.fromSeq, page.events);
+        await yieldTurn();
       }
       if (this.closed) return;
       // Synchronously from here: drain what arrived meanwhile, or go back to the journal on a gap.
