@@ -30,7 +30,7 @@ const seconds = Number(arg('--seconds') ?? 4);
 /** `--only latency`: just the commit-latency phase (for repeated measurement); prints its JSON. */
 const only = arg('--only');
 if (!pgUrl === !pgliteDir) {
-  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency] [--rate EVENTS_PER_SEC] [--in-flight N]');
+  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency] [--rate EVENTS_PER_SEC] [--in-flight N] [--bare-probe]');
   process.exit(2);
 }
 const dialect = pgUrl ? 'pg' : 'pglite';
@@ -369,7 +369,9 @@ async function main() {
     }
 
     const load0 = loadavg()[0]!;
-    const probe = pgUrl ? startBareCommitProbe(pgUrl, benchSchema) : undefined;
+    // Opt-in: on 2 cores the probe's thread competes with the generator (A/B at load 1-2: commitP99 54-258 ms
+    // with it, 31-50 ms without), so it would perturb the figure it is meant to be a reference for.
+    const probe = pgUrl && args.includes('--bare-probe') ? startBareCommitProbe(pgUrl, benchSchema) : undefined;
     const lat = await commitLatency(store, heads, latencyRate);
     const bare = probe ? await probe.stop() : undefined;
     log(
