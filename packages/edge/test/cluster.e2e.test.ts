@@ -6,7 +6,6 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as tcpConnect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -27,23 +26,12 @@ interface Proc {
   readonly ready: Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = tcpConnect({ port, host: '127.0.0.1' });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
+/** The actors package's test harness (compiled): a private nats-server with JetStream, free ports. */
+const harness = (await import(pathToFileURL(path.join(root, 'packages/actors/dist/test/cluster-harness.js')).href)) as {
+  freePort(): Promise<number>;
+  startNatsServer(): Promise<{ readonly url: string; stop(): Promise<void> }>;
+};
+const { freePort } = harness;
 
 /** Starts a process; `ready` resolves when it prints a line `ready` (rejects if it exits first or after `ms`). */
 function startProc(name: string, cmd: string, args: string[], ms = 30_000): Proc {
@@ -117,7 +105,7 @@ describe('cli - bourse node / bourse edge arguments', () => {
 describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and one edge (CLI processes)', function () {
   this.timeout(90_000);
   let dir: string;
-  let nats: Proc | undefined;
+  let nats: Awaited<ReturnType<typeof harness.startNatsServer>> | undefined;
   let natsUrl: string;
   let dropSchema: (() => Promise<void>) | undefined;
   const cluster = `e2e${process.pid}${Math.random().toString(36).slice(2, 6)}`;
@@ -147,16 +135,8 @@ describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and o
     if (!existsSync(NATS_BIN)) this.skip();
     if (!existsSync(cli)) throw new Error(`${cli} missing: build first (pnpm exec tsc -b)`);
     dir = mkdtempSync(path.join(tmpdir(), 'bourse-cluster-e2e-'));
-    const natsPort = await freePort();
-    natsUrl = `nats://127.0.0.1:${natsPort}`;
-    nats = startProc('nats-server', NATS_BIN, ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', path.join(dir, 'js')]);
-    // nats-server does not print `ready`: wait for its port.
-    const natsUp = Date.now() + 10_000;
-    for (;;) {
-      if (await listening(natsPort)) break;
-      if (Date.now() > natsUp || nats.child.exitCode !== null) throw new Error(`nats-server did not start: ${nats.out}`);
-      await sleep(50);
-    }
+    nats = await harness.startNatsServer();
+    natsUrl = nats.url;
     // A private, migrated Postgres schema (the store's compiled test helper).
     const testing = (await import(pathToFileURL(path.join(root, 'packages/store/dist/src/testing.js')).href)) as {
       createTestTarget(d: 'pg'): Promise<{ options: { pg: string; schema: string }; drop(): Promise<void> }>;
@@ -194,7 +174,7 @@ describe('edge - cluster mode end to end: NATS, Postgres, two engine nodes and o
     await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
     await stopProc(edgeProc);
     await Promise.all(nodes.map((n) => stopProc(n)));
-    await stopProc(nats, 3_000);
+    await nats?.stop();
     await dropSchema?.().catch(() => {});
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

@@ -5,10 +5,7 @@
  * recovered by asking the book, private streams by reading the journal.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { connect as tcpConnect, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connectNats } from '@bourse/actors';
@@ -23,28 +20,14 @@ import { SPOT } from './traders.js';
 
 type Nats = ClusterNodeOptions['nc'];
 const NATS_BIN = '/usr/sbin/nats-server';
+interface NatsServer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../../..' : '../../..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ctx = { traceId: 't' };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = tcpConnect({ port, host: '127.0.0.1' });
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-  });
 
 async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;
@@ -80,8 +63,7 @@ function lossy(nc: Nats, cluster: string) {
 
 describe('host - cluster mode (engine node + edge gateway over NATS and Postgres, in one process)', function () {
   this.timeout(60_000);
-  let dir: string;
-  let nats: ChildProcess | undefined;
+  let nats: NatsServer | undefined;
   let natsUrl: string;
   let target: { options: { pg: string; schema: string }; drop(): Promise<void> } | undefined;
   let store: Store | undefined;
@@ -93,11 +75,10 @@ describe('host - cluster mode (engine node + edge gateway over NATS and Postgres
 
   before(async function () {
     if (!existsSync(NATS_BIN)) this.skip();
-    dir = mkdtempSync(path.join(tmpdir(), 'bourse-host-cluster-'));
-    const port = await freePort();
-    natsUrl = `nats://127.0.0.1:${port}`;
-    nats = spawn(NATS_BIN, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: 'ignore' });
-    await until(() => listening(port), 10_000, 'nats-server');
+    // The actors package's harness: a private nats-server with JetStream on a free port.
+    const harness = (await import(pathToFileURL(path.join(root, 'packages/actors/dist/test/cluster-harness.js')).href)) as { startNatsServer(): Promise<NatsServer> };
+    nats = await harness.startNatsServer();
+    natsUrl = nats.url;
     const testing = (await import(pathToFileURL(path.join(root, 'packages/store/dist/src/testing.js')).href)) as {
       createTestTarget(d: 'pg'): Promise<{ options: { pg: string; schema: string }; drop(): Promise<void> }>;
     };
@@ -112,12 +93,7 @@ describe('host - cluster mode (engine node + edge gateway over NATS and Postgres
     await ncNode?.close().catch(() => {});
     await store?.close().catch(() => {});
     await target?.drop().catch(() => {});
-    if (nats?.pid !== undefined && nats.exitCode === null) {
-      const exited = new Promise((r) => nats!.once('exit', r));
-      process.kill(nats.pid, 'SIGTERM');
-      await exited;
-    }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await nats?.stop();
   });
 
   it('host - lost commit notices lose nothing: answers come from the book, private streams from the journal; resent clientOrderIds get the original answer', async () => {
