@@ -327,7 +327,7 @@ export abstract class VenueCore implements VenueGateway {
 
   /** A typed reject, logged with the command's trace id (debug: rejects are normal business). */
   #rejected(ctx: CommandContext, what: string, code: RejectCode, message: string): { ok: false; code: RejectCode; message: string } {
-    this.#log?.({ level: 'debug', traceId: ctx.traceId, msg: `${what} rejected`, code, message });
+    if (this.#logDebug) this.#log!({ level: 'debug', traceId: ctx.traceId, msg: `${what} rejected`, code, message });
     return reject(code, message);
   }
 
