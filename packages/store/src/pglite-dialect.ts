@@ -54,11 +54,6 @@ export class SessionLock {
     else this.#busy = false;
   }
 
-  /** Waiters on the urgent lane now (for callers that yield to them). */
-  get urgentWaiting(): number {
-    return this.#urgent.length;
-  }
-
   async run<T>(urgent: boolean, fn: () => Promise<T>): Promise<T> {
     await this.acquire(urgent);
     try {
