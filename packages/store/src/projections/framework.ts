@@ -147,25 +147,6 @@ export class ProjectionRunner {
     return applied;
   }
 
-  /**
-   * Applies a stream's events beyond the checkpoint, page by page, one transaction per page.
-   * `known`: a checkpoint read earlier (e.g. by `lagging`); it can only have moved forward since, and
-   * each transaction re-reads the locked checkpoint, so a stale one costs a wasted read, never a repeat.
-   */
-  async catchUp(p: Projection, persistenceId: string, opts: CatchUpOptions = {}, known?: number): Promise<number> {
-    const pageEventsMax = opts.pageEventsMax ?? 1000;
-    let applied = 0;
-    let done = known ?? (await this.checkpoint(p.name, persistenceId));
-    for (let pages = 0; pages < (opts.pagesMax ?? Infinity); pages++) {
-      const read = await this.#readPages([{ persistenceId, head: Number.MAX_SAFE_INTEGER - 1, done }], pageEventsMax);
-      if (read.length === 0) break;
-      const r = (await this.#applyBatches(p, read, new Map([[persistenceId, done]]), Infinity, Infinity)).get(persistenceId)!;
-      applied += r.applied;
-      done = r.stored;
-    }
-    return applied;
-  }
-
   /** The next page (events beyond `done`, at most `pageEventsMax`) of each stream; read outside any transaction. */
   async #readPages(streams: readonly StreamProgress[], pageEventsMax: number): Promise<JournalPage[]> {
     const req = streams.map((s) => ({ persistenceId: s.persistenceId, fromSeq: s.done + 1, toSeq: Math.min(s.done + pageEventsMax, s.head) }));
