@@ -30,7 +30,7 @@ const seconds = Number(arg('--seconds') ?? 4);
 /** `--only latency`: just the commit-latency phase (for repeated measurement); prints its JSON. */
 const only = arg('--only');
 if (!pgUrl === !pgliteDir) {
-  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency] [--rate EVENTS_PER_SEC] [--in-flight N] [--bare-probe]');
+  console.error('usage: journal.js (--pg URL | --pglite DIR) [--seconds N] [--only latency] [--rate EVENTS_PER_SEC] [--in-flight N] [--bare-probe] [--no-checkpoint]');
   process.exit(2);
 }
 const dialect = pgUrl ? 'pg' : 'pglite';
@@ -230,6 +230,37 @@ function startBareCommitProbe(url: string, schema: string): { stop(): Promise<{ 
 }
 
 /**
+ * The server's WAL before the latency phase. Postgres zero-fills each new 16 MB WAL segment it has to
+ * create, and every commit waits meanwhile: measured here, stalls of 60-80 ms about once per 1.1 s at
+ * 100k events/s, which alone put commit p99 at 40-77 ms. A server in steady state recycles the segments
+ * its checkpoints free instead of creating new ones, so by default the phase starts after a CHECKPOINT
+ * (needs superuser or pg_checkpoint; noted as not done otherwise, or with `--no-checkpoint`). Either way
+ * the figures include how many segments the server created during the phase (needs pg_monitor).
+ */
+async function walSteadyState(store: Store, checkpoint: boolean): Promise<{ checkpointed: boolean; segmentsCreated(): Promise<number | undefined> }> {
+  const q = async <R>(sql: string): Promise<R[] | undefined> => {
+    try {
+      return (await store.db.executeQuery<R>(CompiledQuery.raw(sql))).rows;
+    } catch {
+      return undefined;
+    }
+  };
+  const checkpointed = checkpoint && (await q('checkpoint')) !== undefined;
+  const count = async () => {
+    const rows = await q<{ n: string | number }>('select count(*) as n from pg_ls_waldir()');
+    return rows ? Number(rows[0]!.n) : undefined;
+  };
+  const before = await count();
+  return {
+    checkpointed,
+    segmentsCreated: async () => {
+      const after = await count();
+      return before === undefined || after === undefined ? undefined : Math.max(0, after - before);
+    },
+  };
+}
+
+/**
  * Open-loop commit latency. Every write has an intended send time on a fixed schedule
  * (`t0 + k * intervalMs`), fixed before the run; the generator sends each write at (or, if it fell
  * behind, as soon as possible after) that time, never waiting for a commit. Latency runs from the
@@ -371,9 +402,11 @@ async function main() {
     const load0 = loadavg()[0]!;
     // Opt-in: on 2 cores the probe's thread competes with the generator (A/B at load 1-2: commitP99 54-258 ms
     // with it, 31-50 ms without), so it would perturb the figure it is meant to be a reference for.
+    const wal = pgUrl ? await walSteadyState(store, !args.includes('--no-checkpoint')) : undefined;
     const probe = pgUrl && args.includes('--bare-probe') ? startBareCommitProbe(pgUrl, benchSchema) : undefined;
     const lat = await commitLatency(store, heads, latencyRate);
     const bare = probe ? await probe.stop() : undefined;
+    const walCreated = wal ? await wal.segmentsCreated() : undefined;
     log(
       `commit latency: open loop at ${latencyRate} events/s offered (a write of 10 events every ${round(10_000 / latencyRate, 3)} ms, over 1000 ids, each at its intended send time), ` +
         `group commit with no linger, ${latencyInFlight} append(s) in flight, ` +
@@ -382,8 +415,12 @@ async function main() {
         `offered ${Math.round(lat.offered)} events/s, acked ${Math.round(lat.achieved)} events/s; generator lag p50 ${round(lat.lagP50, 3)} ms, p99 ${round(lat.lagP99, 3)} ms, max ${round(lat.lagMax)} ms; ` +
         `event-loop delay p99 ${round(lat.loopP99)} ms; this process used ${Math.round(lat.cpuPct)}% of a core; ${lat.appends} appends of ${Math.round(lat.appendEventsMean)} events on average, append p50 ${round(lat.appendP50)} ms, p99 ${round(lat.appendP99)} ms; load average ${round(load0)}${lat.starved ? ' — STARVED: the generator could not keep its schedule, latency figures are pessimistic' : ''}`,
     );
+    if (wal) log(`server WAL: ${wal.checkpointed ? 'CHECKPOINT before the phase (so the server recycles old WAL segments, as in steady state)' : 'no CHECKPOINT before the phase'}; new WAL segments the server created during it: ${walCreated ?? 'unknown (needs pg_monitor)'}. Each new 16 MB segment is zero-filled (wal_init_zero) while every commit waits: stalls of 60-80 ms, about one per 1.1 s at 100k events/s, measured here.`);
     if (bare) log(`bare commit meanwhile (reference): a one-row INSERT per transaction, 100/s from another thread and connection: p50 ${round(bare.p50)} ms, p99 ${round(bare.p99)} ms (${bare.n} commits)`);
-    const bareJson = bare ? { bareCommitP50Ms: round(bare.p50), bareCommitP99Ms: round(bare.p99) } : {};
+    const bareJson = {
+      ...(bare ? { bareCommitP50Ms: round(bare.p50), bareCommitP99Ms: round(bare.p99) } : {}),
+      ...(wal ? { walCheckpointed: wal.checkpointed, walSegmentsCreated: walCreated ?? null } : {}),
+    };
     if (only === 'latency') {
       console.log(JSON.stringify({ dialect, only, rate: latencyRate, inFlight: latencyInFlight, commitP99Ms: round(lat.p99), commitP50Ms: round(lat.p50), commitP999Ms: round(lat.p999), commitMaxMs: round(lat.max),
         latencyOfferedEventsPerSec: Math.round(lat.offered), generatorLagP99Ms: round(lat.lagP99, 3), eventLoopDelayP99Ms: round(lat.loopP99), generatorStarved: lat.starved,
