@@ -172,6 +172,8 @@ interface OutMessage {
 }
 
 interface OutPair {
+  /** The receiver (also the key in `Cell.out`; kept here so the hot loops iterate values only). */
+  readonly to: Address;
   /** Last pair sequence assigned. */
   next: number;
   /** Highest pair sequence the receiver acknowledged. */
@@ -871,7 +873,7 @@ export class ActorNode {
     for (const o of outs) {
       let pair = cell.out.get(o.to);
       if (pair === undefined) {
-        pair = { next: 0, acked: 0, sentUpTo: 0, logged: 0, tickAcked: 0, failed: false, pending: [] };
+        pair = { to: o.to, next: 0, acked: 0, sentUpTo: 0, logged: 0, tickAcked: 0, failed: false, pending: [] };
         cell.out.set(o.to, pair);
       }
       pair.next++;
@@ -1111,7 +1113,7 @@ export class ActorNode {
     cell.out = new Map();
     cell.outPending = 0;
     for (const [to, next, acked, pending] of body.out) {
-      cell.out.set(to, { next, acked, sentUpTo: acked, logged: acked, tickAcked: acked, failed: false, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
+      cell.out.set(to, { to, next, acked, sentUpTo: acked, logged: acked, tickAcked: acked, failed: false, pending: pending.map(([seq, evSeq, msg]) => ({ seq, evSeq, msg })) });
       cell.outPending += pending.length;
     }
   }
@@ -1120,7 +1122,7 @@ export class ActorNode {
 
   private sendOutbox(cell: Cell): void {
     let left = false;
-    for (const [to, pair] of cell.out) {
+    for (const pair of cell.out.values()) {
       const pending = pair.pending;
       if (pending.length === 0) continue;
       left = true;
@@ -1136,7 +1138,7 @@ export class ActorNode {
         }
         if (k === first) break;
         pair.sentUpTo = pending[k - 1]!.seq;
-        this.sendBatch(cell, pair, to, pending, first, k);
+        this.sendBatch(cell, pair, pair.to, pending, first, k);
       }
     }
     if (left && cell.resendTimer === undefined) {

@@ -12,7 +12,7 @@
  * does on start) and no rebalancing handoff (a restarted node takes shards that become free).
  */
 import { ActorNode, ShardMap, preferenceOrder } from '@bourse/actors';
-import type { Address, NodeEvent } from '@bourse/actors';
+import type { Address, NodeEvent, ShardId } from '@bourse/actors';
 import type { HostDirectory } from '../host/kinds.js';
 import { bookKind, ledgerKind, mdKind } from '../host/kinds.js';
 import { HostJournal } from '../host/journal.js';
@@ -26,6 +26,8 @@ export interface NodeEnv {
   readonly kv: SimKV;
   readonly dir: HostDirectory;
   readonly shards: ShardMap;
+  /** `shards.shardOf`, memoised per address (asked on every routed message and every write). */
+  readonly shardOf: (address: Address) => ShardId;
   readonly shardKeys: readonly string[];
   /** Every entity address of each shard key (woken by a new owner). */
   readonly entitiesOf: ReadonlyMap<string, readonly Address[]>;
@@ -90,7 +92,7 @@ export class SimEngineNode {
       serves: (a) => this.servesAddress(a),
       onEvent: (e) => {
         if (e.type === 'stale-writer') {
-          const t = this.tenures.get(this.env.shards.shardOf(e.address).key);
+          const t = this.tenures.get(this.env.shardOf(e.address).key);
           if (t !== undefined) this.lose(t, 'fenced');
         }
         env.onNodeEvent(id, e);
@@ -104,12 +106,12 @@ export class SimEngineNode {
   }
 
   private servesAddress(a: Address): boolean {
-    const t = this.tenures.get(this.env.shards.shardOf(a).key);
+    const t = this.tenures.get(this.env.shardOf(a).key);
     return t !== undefined && t.state === 'serving' && this.clock.now() < t.deadline;
   }
 
   private fenceOf(persistenceId: string): { scope: string; token: number } {
-    const scope = this.env.shards.shardOf(persistenceId).scope;
+    const scope = this.env.shardOf(persistenceId).scope;
     return { scope, token: this.tokens.get(scope) ?? 0 };
   }
 
@@ -263,7 +265,17 @@ export class SimEngineNode {
     t.state = 'lost';
     if (was === 'serving') this.env.onStop(t.key, this.tenureName, Math.min(this.clock.now(), t.deadline));
     if (!this.env.renewLostTenures) this.tenures.delete(t.key);
-    const shards = this.env.shards;
-    this.actor.release((a) => shards.shardOf(a).key === t.key, 200).catch(() => undefined);
+    const shardOf = this.env.shardOf;
+    this.actor.release((a) => shardOf(a).key === t.key, 200).catch(() => undefined);
   }
+}
+
+/** `shards.shardOf` with a per-address cache (the sim's addresses are a small fixed set). */
+export function memoShardOf(shards: ShardMap): (address: Address) => ShardId {
+  const cache = new Map<Address, ShardId>();
+  return (a) => {
+    let s = cache.get(a);
+    if (s === undefined) cache.set(a, (s = shards.shardOf(a)));
+    return s;
+  };
 }

@@ -15,6 +15,7 @@
 import { JournalOutcomeUnknownError, JournalUnavailableError, MemoryJournal } from '@bourse/actors';
 import type { AppendOptions, AppendOutcome, Journal, JournalPage, JournalWrite, ReadOptions, Snapshot } from '@bourse/actors';
 import type { SimClock } from './clock.js';
+import { soon } from './net.js';
 import type { ProcessClock, SimNetwork } from './net.js';
 import type { Prng } from './prng.js';
 import type { FaultCounts } from './types.js';
@@ -138,10 +139,10 @@ export class SimJournal implements Journal {
         deliver();
       };
       if (!st.net.reachable(peer, 'store')) {
-        queueMicrotask(() => host.run(() => reject(unavailable(peer))));
+        soon(() => host.run(() => reject(unavailable(peer))));
         return;
       }
-      if (st.plants.ackBeforeCommit) queueMicrotask(() => host.run(() => resolve())); // PLANTED BUG: the answer before the commit
+      if (st.plants.ackBeforeCommit) soon(() => host.run(() => resolve())); // PLANTED BUG: the answer before the commit
       const arrive = (): void => {
         if (!host.alive) {
           // The writer crashed with this transaction in flight: committed or not, by the seed.
@@ -156,7 +157,7 @@ export class SimJournal implements Journal {
         );
       };
       if (latency > 0) st.clock.schedule(latency, arrive);
-      else queueMicrotask(arrive);
+      else soon(arrive);
     });
   }
 
