@@ -97,9 +97,19 @@ export class SimStore {
 function deepFreeze<T>(v: T): T {
   if (v === null || typeof v !== 'object' || Object.isFrozen(v) || ArrayBuffer.isView(v)) return v;
   Object.freeze(v);
-  if (Array.isArray(v)) for (let i = 0; i < v.length; i++) deepFreeze(v[i]);
-  else if (v instanceof Map) for (const x of v.values()) deepFreeze(x);
-  else for (const k in v) deepFreeze((v as Record<string, unknown>)[k]);
+  // Primitives (most fields) are skipped here rather than in a call each.
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      if (x !== null && typeof x === 'object') deepFreeze(x);
+    }
+  } else if (v instanceof Map) for (const x of v.values()) deepFreeze(x);
+  else {
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x !== null && typeof x === 'object') deepFreeze(x);
+    }
+  }
   return v;
 }
 

@@ -294,13 +294,12 @@ export class World {
       h = Math.imul(h ^ w.expectedSeq ^ (w.events.length << 20), 0x01000193) >>> 0;
       const pid = w.persistenceId;
       const isBook = pid.startsWith('book/');
-      const isAccount = pid.startsWith('account/');
+      const account = pid.startsWith('account/') ? pid.slice(8) : undefined;
       for (const r of w.events) {
         const e = r as { type?: string; $rt?: unknown };
         if (e.$rt !== undefined || e.type === undefined) continue;
-        if (isAccount) {
+        if (account !== undefined) {
           const le = r as LedgerEvent;
-          const account = pid.slice(8);
           if (le.type === 'OrderHeld') {
             this.heldByOrder.set(le.orderId, (this.heldByOrder.get(le.orderId) ?? 0) + 1);
             if (le.clientOrderId !== undefined) {
