@@ -63,6 +63,8 @@ export class SimEngineNode {
   private readonly tokens = new Map<string, number>();
   private readonly claiming = new Set<string>();
   private readonly startedAt: number;
+  /** This node's place in each shard's preference order (the node ids are fixed for the run). */
+  private readonly rank = new Map<string, number>();
   private timer: import('@bourse/actors').TimerHandle | undefined;
   kvCalls = 0;
   private readonly journal: HostJournal;
@@ -75,6 +77,7 @@ export class SimEngineNode {
     this.clock = new ProcessClock(id, env.worldClock);
     this.tenureName = `${id}#${incarnation}`;
     this.startedAt = this.clock.now();
+    for (const key of env.shardKeys) this.rank.set(key, preferenceOrder(env.nodeIds, key).indexOf(id));
     const transport = new SimTransport(env.net, this.clock);
     const journal = new HostJournal(env.store.connect(this.clock), () => undefined);
     this.journal = journal;
@@ -205,10 +208,9 @@ export class SimEngineNode {
       );
     }
     // Claim free shards: the placed node at once, others once the shard has been free a while.
-    const live = env.nodeIds;
     for (const key of env.shardKeys) {
       if (this.tenures.has(key) || this.claiming.has(key)) continue;
-      const rank = preferenceOrder(live, key).indexOf(this.id);
+      const rank = this.rank.get(key)!;
       if (rank > 0 && now - this.startedAt < 100 * rank) continue;
       if (env.kv.holder(`shard.${key}`) !== undefined && rank !== 0 && (this.kvCalls + rank) % 3 !== 0) continue; // a peek, not a call: keeps claim traffic down
       this.claim(key);
