@@ -1,4 +1,4 @@
-import { pack, unpack } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import type { AppendOptions, AppendOutcome, Journal, JournalPage, JournalWrite, ReadOptions, SequenceConflict, Snapshot } from './journal.js';
 import { JournalConflictError, JournalFencedError, JournalGapError, JournalUsageError } from './journal.js';
 
@@ -18,7 +18,7 @@ export interface MemoryJournalFaults {
 interface Row {
   readonly from: number;
   readonly n: number;
-  /** The events, encoded together (msgpackr, one array). */
+  /** The events, encoded together (msgpackr with the journal's records, one array). */
   readonly bytes: Uint8Array;
 }
 
@@ -48,6 +48,12 @@ interface Stream {
  */
 export class MemoryJournal implements Journal {
   private readonly streams = new Map<string, Stream>();
+  /**
+   * The journal's codec: msgpackr records (as the store's codec, see packages/store/src/codec.ts),
+   * their structures kept here and shared by every row, so an object shape is described once per
+   * journal instead of key by key in every row (decoding was most of the cost of reading).
+   */
+  private readonly codec = new Packr({ structures: [], maxSharedStructures: 8160, moreTypes: false });
   private readonly fenceTokens = new Map<string, number>();
   faults: MemoryJournalFaults;
   /** Number of successful `append` calls (one per group commit) and events stored. */
@@ -108,7 +114,7 @@ export class MemoryJournal implements Journal {
     if (conflicts.length > 0) throw new JournalConflictError(conflicts);
     // Encode everything before storing anything: an unencodable event fails the whole append.
     const encoded: [string, Row][] = [];
-    for (const [id, m] of merged) encoded.push([id, { from: m.expectedSeq + 1, n: m.events.length, bytes: pack(m.events) as Uint8Array }]);
+    for (const [id, m] of merged) encoded.push([id, { from: m.expectedSeq + 1, n: m.events.length, bytes: this.codec.pack(m.events) as Uint8Array }]);
     for (const f of fences) this.fenceTokens.set(f.scope, Math.max(f.token, this.fenceTokens.get(f.scope) ?? 0));
     for (const [id, row] of encoded) {
       const s = this.stream(id);
@@ -140,7 +146,7 @@ export class MemoryJournal implements Journal {
         const row = s.rows[r]!;
         if (row !== cachedRow) {
           cachedRow = row;
-          cached = unpack(row.bytes) as unknown[];
+          cached = this.codec.unpack(row.bytes) as unknown[];
         }
         const decoded = cached;
         const a = Math.max(next, row.from) - row.from;
@@ -188,12 +194,12 @@ export class MemoryJournal implements Journal {
     const row = s.rows[r];
     if (row === undefined) return false;
     // The usual case: the write is one stored row.
-    if (row.from === from && row.n === w.events.length) return equalBytes(pack(w.events), row.bytes);
+    if (row.from === from && row.n === w.events.length) return equalBytes(this.codec.pack(w.events), row.bytes);
     // Merged or split rows: compare event by event.
     const stored: unknown[] = [];
-    for (let i = r; i < s.rows.length && stored.length < from - s.rows[r]!.from + w.events.length; i++) for (const e of unpack(s.rows[i]!.bytes) as unknown[]) stored.push(e);
+    for (let i = r; i < s.rows.length && stored.length < from - s.rows[r]!.from + w.events.length; i++) for (const e of this.codec.unpack(s.rows[i]!.bytes) as unknown[]) stored.push(e);
     const off = from - row.from;
-    return w.events.every((e, i) => stored[off + i] !== undefined && equalBytes(pack(e), pack(stored[off + i])));
+    return w.events.every((e, i) => stored[off + i] !== undefined && equalBytes(this.codec.pack(e), this.codec.pack(stored[off + i])));
   }
 
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
@@ -250,7 +256,7 @@ export class MemoryJournal implements Journal {
   /** Test helper: every stored event of an id, decoded, in sequence order. */
   eventsOf(persistenceId: string): unknown[] {
     const out: unknown[] = [];
-    for (const r of this.streams.get(persistenceId)?.rows ?? []) for (const e of unpack(r.bytes) as unknown[]) out.push(e);
+    for (const r of this.streams.get(persistenceId)?.rows ?? []) for (const e of this.codec.unpack(r.bytes) as unknown[]) out.push(e);
     return out;
   }
 
