@@ -295,6 +295,7 @@ export class World {
       const pid = w.persistenceId;
       const isBook = pid.startsWith('book/');
       const account = pid.startsWith('account/') ? pid.slice(8) : undefined;
+      if (!isBook && account === undefined) continue; // market data: nothing to index
       for (const r of w.events) {
         const e = r as { type?: string; $rt?: unknown };
         if (e.$rt !== undefined || e.type === undefined) continue;
