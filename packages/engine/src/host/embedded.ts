@@ -42,7 +42,12 @@ export type EmbeddedTarget =
 
 export interface EmbeddedVenueOptions extends VenueCoreOptions {
   readonly nodeId?: string;
-  /** Group commit window etc. Default windowUs 500, batchEventsMax 4000. */
+  /**
+   * Group commit window etc. Default windowUs 500, batchEventsMax 4000, maxInFlight 2: the next batch
+   * is handed to the store while the previous append runs, so the store thread (PGlite's one session)
+   * goes from one append to the next without waiting for this thread to hear the outcome and form the
+   * next batch. An entity is in at most one append at a time, so its writes still commit in order.
+   */
   readonly groupCommit?: GroupCommitOptions;
   /** Snapshot every this many events per entity. Default 50 000 (a snapshot of a deep book is costly; replaying 50k events is not). */
   readonly snapshotEventsEvery?: number;
@@ -128,7 +133,7 @@ export class EmbeddedVenue extends VenueCore {
       nodeId: options.nodeId ?? 'embedded',
       journal: this.journal,
       kinds: [bookKind(this.directory), ledgerKind(this.directory), mdKind(), registryKind(ACCOUNT_NO_MAX)],
-      groupCommit: { windowUs: 500, batchEventsMax: 4000, ...options.groupCommit },
+      groupCommit: { windowUs: 500, batchEventsMax: 4000, maxInFlight: 2, ...options.groupCommit },
       snapshotEventsEvery: options.snapshotEventsEvery ?? 50_000,
       // In-process messages are not lost; a long attempt timeout avoids resend storms when a receiver is
       // slow under load (a resend is recognised and dropped, but costs a round trip and an error object).
