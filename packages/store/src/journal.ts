@@ -47,15 +47,20 @@ export interface JournalOptions {
   readonly copyReads?: boolean;
 }
 
-/** A batch ready to send: the arrays `bourse_journal_append` takes. */
-interface PreparedAppend {
+/**
+ * A batch ready to send: the arrays `bourse_journal_append` takes, the events already encoded into
+ * one payload. Plain data (structured-cloneable; `payload` owns its buffer, so it can be transferred):
+ * a host whose journal runs on another thread prepares on its own thread with `prepareAppend` and
+ * sends this to `StoreJournal.appendPrepared`, instead of cloning the event objects across.
+ */
+export interface PreparedAppend {
   ids: string[];
   froms: number[];
   tos: number[];
   checks: boolean[];
   offs: number[];
   lens: number[];
-  payload: Buffer;
+  payload: Uint8Array;
   scopes: string[];
   tokens: number[];
   /** Per id: expected seq and event count (after merging). */
@@ -66,6 +71,64 @@ const APPEND_SQL =
   'select bourse_journal_append($1::text[], $2::int8[], $3::int8[], $4::bool[], $5::int4[], $6::int4[], $7::bytea, $8::int2, $9::text[], $10::int8[]) as n';
 
 const isSafeSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+const DEFAULT_ROW_EVENTS_MAX = 4096;
+/** pg sends a Buffer as bytea (a plain Uint8Array would go out as text); PGlite takes either. */
+const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+/** The codec `prepareAppend` uses when none is given (rows are self-contained, so any instance decodes them). */
+const sharedCodec = new EventCodec();
+
+/**
+ * Validates and encodes a batch for `bourse_journal_append`: merges the writes of one id, splits rows
+ * at `rowEventsMax` events, packs each row's events and concatenates the payloads. Throws
+ * JournalUsageError on a malformed batch (nothing is sent then).
+ */
+export function prepareAppend<E>(writes: readonly JournalWrite<E>[], fences: readonly FenceToken[] = [], rowEventsMax = DEFAULT_ROW_EVENTS_MAX, codec: EventCodec = sharedCodec): PreparedAppend {
+  const merged = new Map<string, { expected: number; events: E[] }>();
+  for (const w of writes) {
+    if (typeof w.persistenceId !== 'string' || w.persistenceId.length === 0) throw new JournalUsageError('append: persistenceId must be a non-empty string');
+    if (!isSafeSeq(w.expectedSeq)) throw new JournalUsageError(`append ${w.persistenceId}: expectedSeq must be a safe integer >= 0, got ${w.expectedSeq}`);
+    if (!Array.isArray(w.events) || w.events.length === 0) throw new JournalUsageError(`append ${w.persistenceId}: events must be a non-empty array`);
+    const m = merged.get(w.persistenceId);
+    if (!m) merged.set(w.persistenceId, { expected: w.expectedSeq, events: [...w.events] });
+    else if (m.expected + m.events.length === w.expectedSeq) m.events.push(...w.events);
+    else throw new JournalUsageError(`append ${w.persistenceId}: two writes in one batch are not contiguous (expected ${m.expected + m.events.length}, got ${w.expectedSeq})`);
+  }
+  const p: PreparedAppend = { ids: [], froms: [], tos: [], checks: [], offs: [], lens: [], payload: new Uint8Array(0), scopes: [], tokens: [], heads: new Map() };
+  const chunks: Uint8Array[] = [];
+  let off = 0;
+  for (const [id, m] of merged) {
+    p.heads.set(id, { expected: m.expected, count: m.events.length });
+    for (let i = 0; i < m.events.length; i += rowEventsMax) {
+      const slice = m.events.length <= rowEventsMax ? m.events : m.events.slice(i, i + rowEventsMax);
+      const bytes = codec.encode(slice);
+      p.ids.push(id);
+      p.froms.push(m.expected + i + 1);
+      p.tos.push(m.expected + i + slice.length);
+      p.checks.push(i === 0);
+      p.offs.push(off);
+      p.lens.push(bytes.length);
+      chunks.push(bytes);
+      off += bytes.length;
+    }
+  }
+  // A buffer of its own (Buffer.concat may return a slice of the shared pool), so it can be transferred.
+  p.payload = new Uint8Array(off);
+  off = 0;
+  for (const c of chunks) {
+    p.payload.set(c, off);
+    off += c.length;
+  }
+  const seen = new Set<string>();
+  for (const f of fences) {
+    if (typeof f.scope !== 'string' || !isSafeSeq(f.token)) throw new JournalUsageError('append: a fence needs a string scope and a safe integer token >= 0');
+    if (seen.has(f.scope)) throw new JournalUsageError(`append: fence scope ${f.scope} given twice`);
+    seen.add(f.scope);
+    p.scopes.push(f.scope);
+    p.tokens.push(f.token);
+  }
+  return p;
+}
 
 export class StoreJournal<E = unknown> implements Journal<E> {
   readonly #conn: Connection;
@@ -79,7 +142,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
   constructor(conn: Connection, opts: JournalOptions = {}) {
     this.#conn = conn;
     this.#retry = opts.retry ?? defaultRetry;
-    this.#rowEventsMax = opts.rowEventsMax ?? 4096;
+    this.#rowEventsMax = opts.rowEventsMax ?? DEFAULT_ROW_EVENTS_MAX;
     this.#pageEventsMax = opts.pageEventsMax ?? 8192;
     this.#copyReads = opts.copyReads ?? true;
   }
@@ -87,12 +150,16 @@ export class StoreJournal<E = unknown> implements Journal<E> {
   // ------------------------------------------------------------ append
 
   async append(writes: readonly JournalWrite<E>[], options: AppendOptions = {}): Promise<void> {
-    const prep = this.#prepare(writes, options.fences ?? []);
+    return this.appendPrepared(this.#prepare(writes, options.fences ?? []));
+  }
+
+  /** `append` of a batch `prepareAppend` made (possibly on another thread, with the same `rowEventsMax`). */
+  async appendPrepared(prep: PreparedAppend): Promise<void> {
     if (prep.ids.length === 0 && prep.scopes.length === 0) return;
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const params = [prep.ids, prep.froms, prep.tos, prep.checks, prep.offs, prep.lens, prep.payload, CURRENT_FORMAT, prep.scopes, prep.tokens];
+        const params = [prep.ids, prep.froms, prep.tos, prep.checks, prep.offs, prep.lens, asBuffer(prep.payload), CURRENT_FORMAT, prep.scopes, prep.tokens];
         const pool = this.#conn.pool;
         if (pool) {
           // A named statement: each pooled session parses and plans it once, then only binds and runs it.
@@ -122,44 +189,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
   }
 
   #prepare(writes: readonly JournalWrite<E>[], fences: readonly FenceToken[]): PreparedAppend {
-    const merged = new Map<string, { expected: number; events: E[] }>();
-    for (const w of writes) {
-      if (typeof w.persistenceId !== 'string' || w.persistenceId.length === 0) throw new JournalUsageError('append: persistenceId must be a non-empty string');
-      if (!isSafeSeq(w.expectedSeq)) throw new JournalUsageError(`append ${w.persistenceId}: expectedSeq must be a safe integer >= 0, got ${w.expectedSeq}`);
-      if (!Array.isArray(w.events) || w.events.length === 0) throw new JournalUsageError(`append ${w.persistenceId}: events must be a non-empty array`);
-      const m = merged.get(w.persistenceId);
-      if (!m) merged.set(w.persistenceId, { expected: w.expectedSeq, events: [...w.events] });
-      else if (m.expected + m.events.length === w.expectedSeq) m.events.push(...w.events);
-      else throw new JournalUsageError(`append ${w.persistenceId}: two writes in one batch are not contiguous (expected ${m.expected + m.events.length}, got ${w.expectedSeq})`);
-    }
-    const p: PreparedAppend = { ids: [], froms: [], tos: [], checks: [], offs: [], lens: [], payload: Buffer.alloc(0), scopes: [], tokens: [], heads: new Map() };
-    const chunks: Uint8Array[] = [];
-    let off = 0;
-    for (const [id, m] of merged) {
-      p.heads.set(id, { expected: m.expected, count: m.events.length });
-      for (let i = 0; i < m.events.length; i += this.#rowEventsMax) {
-        const slice = m.events.length <= this.#rowEventsMax ? m.events : m.events.slice(i, i + this.#rowEventsMax);
-        const bytes = this.#codec.encode(slice);
-        p.ids.push(id);
-        p.froms.push(m.expected + i + 1);
-        p.tos.push(m.expected + i + slice.length);
-        p.checks.push(i === 0);
-        p.offs.push(off);
-        p.lens.push(bytes.length);
-        chunks.push(bytes);
-        off += bytes.length;
-      }
-    }
-    p.payload = Buffer.concat(chunks, off);
-    const seen = new Set<string>();
-    for (const f of fences) {
-      if (typeof f.scope !== 'string' || !isSafeSeq(f.token)) throw new JournalUsageError('append: a fence needs a string scope and a safe integer token >= 0');
-      if (seen.has(f.scope)) throw new JournalUsageError(`append: fence scope ${f.scope} given twice`);
-      seen.add(f.scope);
-      p.scopes.push(f.scope);
-      p.tokens.push(f.token);
-    }
-    return p;
+    return prepareAppend(writes, fences, this.#rowEventsMax, this.#codec);
   }
 
   #appendError(e: unknown): JournalError | undefined {

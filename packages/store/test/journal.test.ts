@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { JournalConflictError, JournalDecodeError, JournalFencedError, JournalGapError, JournalUsageError } from '@bourse/actors';
 import type { JournalPage } from '@bourse/actors';
 import { openTestStore, testDialects } from '../src/testing.js';
+import { prepareAppend } from '../src/journal.js';
 import type { Store } from '../src/store.js';
 
 export const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: unknown) => e);
@@ -110,6 +111,24 @@ for (const dialect of testDialects()) {
       await store.journal.append([{ persistenceId: 'm/1', expectedSeq: 3, events: long }]);
       expect((await readAll(store, 'm/1')).events).to.deep.equal([1, 2, 3, ...long]);
       expect(await failure(store.journal.append([{ persistenceId: 'm/1', expectedSeq: 0, events: [] }]))).to.be.instanceOf(JournalUsageError);
+    });
+
+    it('journal - a batch prepared elsewhere (prepareAppend, cloned with its payload transferred) appends like append', async () => {
+      const prep = prepareAppend<unknown>([
+        { persistenceId: 'prep/1', expectedSeq: 0, events: [{ n: 1 }, { n: 2 }] },
+        { persistenceId: 'prep/1', expectedSeq: 2, events: [{ n: 3 }] },
+        { persistenceId: 'prep/2', expectedSeq: 0, events: ['x'] },
+      ]);
+      // What a worker thread receives: a structured clone, the payload's buffer moved, not copied.
+      const moved = structuredClone(prep, { transfer: [prep.payload.buffer as ArrayBuffer] });
+      expect(prep.payload.byteLength).to.equal(0);
+      await store.journal.appendPrepared(moved);
+      expect((await readAll(store, 'prep/1')).events).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }]);
+      expect((await readAll(store, 'prep/2')).events).to.deep.equal(['x']);
+      // The same sequence checks: a stale prepared batch conflicts and stores nothing.
+      const stale = prepareAppend([{ persistenceId: 'prep/1', expectedSeq: 1, events: [{ n: 9 }] }]);
+      expect(await failure(store.journal.appendPrepared(stale))).to.be.instanceOf(JournalConflictError);
+      expect(() => prepareAppend([{ persistenceId: 'prep/1', expectedSeq: 0, events: [] }])).to.throw(JournalUsageError);
     });
 
     it('journal - an unknown format version or undecodable row errors with id and seq', async () => {

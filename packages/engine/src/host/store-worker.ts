@@ -46,6 +46,8 @@ async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
     case 'append':
       return j.append(a[0] as never, a[1] as never);
+    case 'appendPrepared':
+      return j.appendPrepared(a[0] as never);
     case 'readOpen': {
       const id = nextCursor++;
       cursors.set(id, j.read(a[0] as string, a[1] as number, a[2] as never)[Symbol.asyncIterator]());
