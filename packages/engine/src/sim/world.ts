@@ -382,11 +382,7 @@ export class World {
   }
 
   private ask<R>(c: Client, to: string, cmd: unknown): Promise<R> {
-    return c.transport.request(to, { t: 'ask', cmd } satisfies WireAsk, ASK_MS).then((r) => {
-      const reply = r as WireReply;
-      if (reply.ok) return reply.v as R;
-      throw new RemoteActorError(reply.e.name, reply.e.message);
-    });
+    return c.transport.request(to, { t: 'ask', cmd } satisfies WireAsk, ASK_MS).then(unwrapReply) as Promise<R>;
   }
 
   private later(ms: number): Promise<void> {
@@ -858,6 +854,13 @@ export class World {
   get network(): SimNetwork {
     return this.net;
   }
+}
+
+/** A `WireReply`'s value, or its error as a `RemoteActorError` (one function for every ask, not a closure each). */
+function unwrapReply(r: unknown): unknown {
+  const reply = r as WireReply;
+  if (reply.ok) return reply.v;
+  throw new RemoteActorError(reply.e.name, reply.e.message);
 }
 
 function isRt(e: unknown): boolean {
