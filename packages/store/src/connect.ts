@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './db.js';
 import { PGliteDialect, SessionLock } from './pglite-dialect.js';
+import { makePGliteDurable } from './pglite-durable.js';
 import { StoreAuthError, StoreConfigError, StoreReadOnlyError, StoreUnreachableError } from './errors.js';
 
 export interface PgTarget {
@@ -171,6 +172,7 @@ export async function openPGlite(dir: string): Promise<PGlite> {
       serializers: { [BYTEA]: serializeByteaBinary },
     });
     await pglite.waitReady;
+    makePGliteDurable(pglite, dir); // Emscripten's NODEFS drops fsync: see pglite-durable.ts
     return pglite;
   } catch (e) {
     throw new StoreConfigError(`PGlite at ${dir} could not start: ${(e as Error).message}`, { cause: e });

@@ -26,6 +26,7 @@ import type {
 } from '@bourse/actors';
 import { CURRENT_FORMAT, EventCodec } from './codec.js';
 import { copyOutBinary, int8, readInt2, readInt8 } from './pg-copy.js';
+import { syncPGlite } from './pglite-durable.js';
 import { backoffMs, defaultRetry, isTransient, sleep, type Connection, type RetryPolicy } from './connect.js';
 import {
   JournalConflictError,
@@ -463,7 +464,12 @@ export class StoreJournal<E = unknown> implements Journal<E> {
     const { pglite, lock } = this.#conn;
     if (pglite && lock) {
       // PGlite's one session, on the urgent lane: the journal goes before queued read-model work.
-      return lock.run(true, async () => (await pglite.query<R>(text, params as unknown[])).rows);
+      // Synced before it resolves: PGlite's own fsyncs never reach the disk (pglite-durable.ts).
+      return lock.run(true, async () => {
+        const res = await pglite.query<R>(text, params as unknown[]);
+        syncPGlite(pglite);
+        return res.rows;
+      });
     }
     const res = await this.#conn.db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]));
     return res.rows;

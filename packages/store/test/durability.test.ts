@@ -1,10 +1,13 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { JournalConflictError, type JournalWrite } from '@bourse/actors';
 import { openStore, type Store } from '../src/index.js';
 import { createTestTarget, testDialects, type TestTarget } from '../src/testing.js';
+import { pgliteSyncCount } from '../src/pglite-durable.js';
 import { batchPlan } from './fixtures/plan.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -126,3 +129,27 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('store durability [pglite] - commits reach the disk', function () {
+  this.timeout(60_000);
+
+  // PGlite's Emscripten file system drops Postgres's fsync/fdatasync (src/pglite-durable.ts); without
+  // the patch an acknowledged append sat in the OS page cache only. Count the host syncs around it.
+  it('an append resolves only after its writes are fdatasync-ed on the host; a read syncs nothing', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-durable-'));
+    const store = await openStore({ pglite: dir });
+    try {
+      const pglite = store.connection.pglite!;
+      expect(pglite, 'a PGlite store').to.not.equal(undefined);
+      const before = pgliteSyncCount(pglite);
+      await store.journal.append([{ persistenceId: 'durable/1', expectedSeq: 0, events: [{ type: 'x', n: 1 }] }]);
+      const afterAppend = pgliteSyncCount(pglite);
+      expect(afterAppend, 'host syncs made by one append').to.be.greaterThan(before);
+      for await (const page of store.journal.read('durable/1', 1)) expect(page.events).to.have.length(1);
+      expect(pgliteSyncCount(pglite), 'host syncs made by a read').to.equal(afterAppend);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
