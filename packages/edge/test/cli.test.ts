@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { BourseClient } from '@bourse/client';
+import { openStore } from '@bourse/store';
 import { Demo, runDemo } from '../src/cli/demo.js';
 import { runStart } from '../src/cli/start.js';
 
@@ -24,7 +25,7 @@ describe('cli - bourse', () => {
 
   it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', function () {
     this.timeout(60_000);
-    for (const args of [['frob'], ['migrate'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus'], ['cluster'], ['cluster', 'status'], ['cluster', 'status', '--nats', 'http://x']]) {
+    for (const args of [['frob'], ['migrate'], ['migrate', '--pglite', os.tmpdir(), '--schema', 's'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus'], ['cluster'], ['cluster', 'status'], ['cluster', 'status', '--nats', 'http://x']]) {
       const r = bourse(...args);
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);
@@ -54,6 +55,26 @@ describe('cli - bourse', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('cli - migrate --pg --schema creates and migrates that schema, twice without error', async function () {
+    this.timeout(120_000);
+    const testing = (await import(pathToFileURL(path.join(pkg, '..', 'store', 'dist', 'src', 'testing.js')).href)) as { testPgUrl(): string; uniqueSchema(prefix?: string): string };
+    const url = testing.testPgUrl();
+    const schema = testing.uniqueSchema('bourse_cli');
+    try {
+      const reports = [0, 1].map(() => {
+        const r = bourse('migrate', '--pg', url, '--schema', schema);
+        expect(r.status, r.stderr).to.equal(0);
+        return JSON.parse(r.stdout.trim().split('\n').pop()!) as { applied: string[]; latest: string };
+      });
+      expect(reports[0]!.applied, 'a fresh schema gets every migration').to.include('001_journal');
+      expect(reports[1]!.applied, 'the second run has nothing left to do').to.deep.equal([]);
+    } finally {
+      const store = await openStore({ pg: url, schema });
+      await store.db.schema.dropSchema(schema).ifExists().cascade().execute();
+      await store.close();
     }
   });
 

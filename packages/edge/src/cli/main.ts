@@ -6,7 +6,7 @@
  *   pnpm bourse demo [--seconds N]                               the engine core alone, in memory (demo.ts)
  *   pnpm bourse node --nats URL --pg URL [--id n1]               an engine node joining a cluster (node.ts)
  *   pnpm bourse edge --nats URL --pg URL [--port 8080] [--demo]  an edge node of a cluster (edge-node.ts)
- *   pnpm bourse migrate --pg URL | --pglite DIR                  create or upgrade the store's schema
+ *   pnpm bourse migrate --pg URL [--schema S] | --pglite DIR     create or upgrade the store's schema
  *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
  *   pnpm bourse sim --seed S | --seeds A..B ...                  the deterministic simulator (QA)
  *   pnpm bourse cluster status --nats URL                        shard ownership and lease ages
@@ -91,12 +91,13 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   migrate: {
-    summary: 'migrate --pg URL | --pglite DIR                 create or upgrade the store schema (idempotent, safe concurrently)',
+    summary: 'migrate --pg URL [--schema S] | --pglite DIR    create or upgrade the store schema (idempotent, safe concurrently); --schema as for node and edge',
     run: async (argv) => {
-      const { values } = parseArgs({ args: argv, options: { pg: { type: 'string' }, pglite: { type: 'string' } }, strict: true });
+      const { values } = parseArgs({ args: argv, options: { pg: { type: 'string' }, pglite: { type: 'string' }, schema: { type: 'string' } }, strict: true });
       if (!values.pg === !values.pglite) throw new UsageError('migrate needs exactly one of --pg URL or --pglite DIR');
+      if (values.schema !== undefined && !values.pg) throw new UsageError('migrate --schema needs --pg (a PGlite directory has one schema)');
       const { runMigrate } = await import('./migrate.js');
-      await runMigrate(values.pg ? { pg: values.pg } : { pglite: values.pglite! });
+      await runMigrate(values.pg ? { pg: values.pg, ...(values.schema !== undefined && { schema: values.schema }) } : { pglite: values.pglite! });
     },
   },
   sim: {

@@ -1,9 +1,9 @@
-/** `bourse migrate --pg URL | --pglite DIR`: create or upgrade the store schema. */
+/** `bourse migrate --pg URL [--schema S] | --pglite DIR`: create or upgrade the store schema. */
 import { migrate, openStore } from '@bourse/store';
 
-export async function runMigrate(target: { pg: string } | { pglite: string }): Promise<void> {
+export async function runMigrate(target: { pg: string; schema?: string } | { pglite: string }): Promise<void> {
   if ('pg' in target) {
-    const report = await migrate(target.pg);
+    const report = await migrate(target.pg, target.schema !== undefined ? { schema: target.schema } : {});
     console.log(JSON.stringify(report));
     return;
   }
