@@ -181,6 +181,11 @@ export interface SubscribeFrame extends Req {
   readonly account?: string;
   /** Private channel: deliver events with seq > afterSeq (0 = from the start of the journal). */
   readonly afterSeq?: number;
+  /**
+   * Private channel: deliver only events committed from now on (no replay). The Subscribed answer's
+   * `lastSeq` is where the stream starts; resume from it after a reconnect. Not with `afterSeq`.
+   */
+  readonly fromNow?: boolean;
 }
 
 export interface UnsubscribeFrame extends Req {
@@ -277,6 +282,8 @@ export interface SubscribedFrame {
   readonly channel: ChannelCode;
   readonly symbol?: string;
   readonly account?: string;
+  /** Private channel: the `afterSeq` the stream starts after (with `fromNow`: the account's journal head then). */
+  readonly lastSeq?: number;
 }
 
 export interface UnsubscribedFrame {

@@ -25,7 +25,7 @@ import WebSocket from 'ws';
 import { Channel, ClientMsg, LocalBook, Reject, ServerMsg } from '@bourse/schemas';
 import type {
   AuthOkFrame, CandleFrame, ChannelCode, ClientFrame, ErrorFrame, L2DeltaFrame, L2SnapshotFrame, LedgerEvent, OrderType,
-  PlacedFrame, PrivateFrame, QuoteFrame, RejectCode, SelfTradePrevention, ServerFrame, Side, TimeInForce, TradeFrame,
+  PlacedFrame, PrivateFrame, QuoteFrame, RejectCode, SelfTradePrevention, ServerFrame, Side, SubscribedFrame, TimeInForce, TradeFrame,
 } from '@bourse/schemas';
 import { decodeFrame, encodeFrame } from './codec.js';
 
@@ -87,6 +87,8 @@ interface Pending {
 interface PrivateSub {
   readonly account: string;
   lastSeq: number;
+  /** Subscribed with `fromNow` and no Subscribed has said where the stream starts yet. */
+  fromNow: boolean;
   readonly onEvent: (m: PrivateMessage) => void;
   /** Request id of the Subscribe whose Subscribed has not arrived; frames before it are from an older subscription. */
   awaiting: number;
@@ -193,12 +195,15 @@ export class BourseClient extends EventEmitter {
 
   /**
    * The private stream of an account (default the key's first), delivered in seq order with no gap and
-   * no duplicate, across reconnects. `afterSeq` 0 replays the account's whole journal first.
+   * no duplicate, across reconnects. `afterSeq` 0 replays the account's whole journal first;
+   * `fromNow: true` skips the history and starts with what is committed from now on (then
+   * `lastSeq(account)` is where it started, and reconnects resume from there as usual).
    */
-  async subscribePrivate(onEvent: (m: PrivateMessage) => void, opts: { account?: string; afterSeq?: number } = {}): Promise<Result<{ account: string }>> {
+  async subscribePrivate(onEvent: (m: PrivateMessage) => void, opts: { account?: string; afterSeq?: number; fromNow?: boolean } = {}): Promise<Result<{ account: string }>> {
     const account = opts.account ?? this.#session!.accounts[0];
     if (account === undefined || account === '*') return { ok: false, code: Reject.AUTH_ACCOUNT_NOT_PERMITTED, message: 'name an account' };
-    const sub: PrivateSub = { account, lastSeq: opts.afterSeq ?? 0, onEvent, awaiting: 0 };
+    if (opts.fromNow === true && opts.afterSeq !== undefined) return { ok: false, code: Reject.PROTO_BAD_FIELD, message: 'fromNow: not with afterSeq' };
+    const sub: PrivateSub = { account, lastSeq: opts.afterSeq ?? 0, fromNow: opts.fromNow === true, onEvent, awaiting: 0 };
     this.#private.set(account, sub);
     const f = await this.#subscribePrivate(sub);
     if (f.t === ServerMsg.Subscribed) return { ok: true, account };
@@ -284,7 +289,8 @@ export class BourseClient extends EventEmitter {
   #subscribePrivate(sub: PrivateSub): Promise<ServerFrame> {
     const id = this.#nextId++;
     sub.awaiting = id;
-    return this.#request({ t: ClientMsg.Subscribe, id, channel: Channel.private, account: sub.account, afterSeq: sub.lastSeq }, id);
+    const from = sub.fromNow ? { fromNow: true } : { afterSeq: sub.lastSeq };
+    return this.#request({ t: ClientMsg.Subscribe, id, channel: Channel.private, account: sub.account, ...from }, id);
   }
 
   async #subscribePublic(channel: ChannelCode, symbol: string, fn: (f: ServerFrame) => void): Promise<Result> {
@@ -444,7 +450,15 @@ export class BourseClient extends EventEmitter {
       default: {
         const id = (f as { id?: number }).id ?? 0;
         if (f.t === ServerMsg.Subscribed) {
-          for (const sub of this.#private.values()) if (sub.awaiting === id) sub.awaiting = 0;
+          for (const sub of this.#private.values()) {
+            if (sub.awaiting !== id) continue;
+            sub.awaiting = 0;
+            const lastSeq = (f as SubscribedFrame).lastSeq;
+            if (sub.fromNow && typeof lastSeq === 'number') {
+              sub.lastSeq = lastSeq;
+              sub.fromNow = false;
+            }
+          }
         }
         const p = id ? this.#pending.get(id) : undefined;
         if (p) {

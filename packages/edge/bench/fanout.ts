@@ -258,6 +258,7 @@ async function runEdge(subs: number, nChildren: number, seconds: number, windowM
     instruments: () => [inst],
     subscribePublic: (_s: string, fn: (e: PublicEvent) => void) => (listeners.push(fn), () => {}),
     subscribePrivate: () => () => {},
+    privateHead: nope,
     l2Snapshot: () => undefined,
     placeOrder: nope, cancelOrder: nope, amendOrder: nope, massCancel: nope, openAccount: nope, deposit: nope, withdraw: nope, setTradingStatus: nope,
     reads: undefined,

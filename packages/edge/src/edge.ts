@@ -85,6 +85,8 @@ export class Session {
   readonly openedMs: number;
   readonly preAuth: TokenBucket;
   readonly privateSubs = new Map<string, Unsubscribe>();
+  /** Per account, a count of Subscribe/Unsubscribe requests: a `fromNow` subscribe that a later request overtook does not install. */
+  readonly privateGen = new Map<string, number>();
   /** Orders that may rest, newest last; bounded (oldest forgotten first). */
   readonly orders = new Map<number, SessionOrder>();
   /** Encoded frames waiting for this turn's flush. */
@@ -304,24 +306,37 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
       if (account === undefined || !mayUseAccount(p, account)) {
         return sendError(s, f.id, f.t, Reject.AUTH_ACCOUNT_NOT_PERMITTED, `key ${p.keyId} may not read account ${account ?? '(none named)'}`);
       }
-      s.privateSubs.get(account)?.();
-      send(s, { t: ServerMsg.Subscribed, id: f.id, channel: f.channel, account });
-      let prevSeq = f.afterSeq ?? 0; // the chain a client checks for gaps: journal seqs are not contiguous
-      const onEvent = (e: PrivateEvent) => {
+      const gen = (s.privateGen.get(account) ?? 0) + 1;
+      s.privateGen.set(account, gen);
+      const start = (afterSeq: number) => {
         if (s.closed) return;
-        if (e.event.type === 'HoldReleased') s.orders.delete(e.event.orderId);
-        send(s, { t: ServerMsg.Private, account: e.account, seq: e.seq, prevSeq, eventCode: LedgerEventCode[e.event.type], event: e.event });
-        prevSeq = e.seq;
+        // A later Subscribe of this account came in while this one looked up the head: it wins.
+        if (s.privateGen.get(account) !== gen) return send(s, { t: ServerMsg.Subscribed, id: f.id, channel: f.channel, account, lastSeq: afterSeq });
+        s.privateSubs.get(account)?.();
+        send(s, { t: ServerMsg.Subscribed, id: f.id, channel: f.channel, account, lastSeq: afterSeq });
+        let prevSeq = afterSeq; // the chain a client checks for gaps: journal seqs are not contiguous
+        const onEvent = (e: PrivateEvent) => {
+          if (s.closed) return;
+          if (e.event.type === 'HoldReleased') s.orders.delete(e.event.orderId);
+          send(s, { t: ServerMsg.Private, account: e.account, seq: e.seq, prevSeq, eventCode: LedgerEventCode[e.event.type], event: e.event });
+          prevSeq = e.seq;
+        };
+        let unsub: Unsubscribe;
+        try {
+          unsub = gateway.subscribePrivate(account, afterSeq, onEvent);
+        } catch (err) {
+          log.error({ err, account }, 'subscribePrivate failed');
+          return sendError(s, f.id, f.t, Reject.ACTOR_UNAVAILABLE, 'private stream unavailable');
+        }
+        if (s.closed) unsub();
+        else s.privateSubs.set(account, unsub);
       };
-      let unsub: Unsubscribe;
-      try {
-        unsub = gateway.subscribePrivate(account, f.afterSeq ?? 0, onEvent);
-      } catch (err) {
-        log.error({ err, account }, 'subscribePrivate failed');
-        return sendError(s, f.id, f.t, Reject.ACTOR_UNAVAILABLE, 'private stream unavailable');
-      }
-      if (s.closed) unsub();
-      else s.privateSubs.set(account, unsub);
+      if (f.fromNow !== true) return start(f.afterSeq ?? 0);
+      // From now: start after the account's journal head as it is now; everything committed later follows.
+      gateway.privateHead(account).then(start, (err: unknown) => {
+        log.error({ err, account }, 'privateHead failed');
+        if (!s.closed) sendError(s, f.id, f.t, Reject.ACTOR_UNAVAILABLE, 'private stream unavailable');
+      });
       return;
     }
     const symbol = f.symbol!;
@@ -355,6 +370,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   const unsubscribe = (s: Session, f: UnsubscribeFrame) => {
     if (f.channel === Channel.private) {
       const account = accountFor(s.principal!, f.account) ?? '';
+      s.privateGen.set(account, (s.privateGen.get(account) ?? 0) + 1);
       s.privateSubs.get(account)?.();
       s.privateSubs.delete(account);
       return send(s, { t: ServerMsg.Unsubscribed, id: f.id, channel: f.channel, account });

@@ -79,12 +79,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     ask = q.askPrice;
   });
   // Fills of this run's orders: the private stream may deliver a fill before its order's ack, so
-  // fills are counted per order id and matched against the acked ids at the end.
+  // fills are counted per order id and matched against the acked ids at the end. From now: the
+  // account's earlier history (other runs) is not replayed.
   const ours = new Set<number>();
   const fillsByOrder = new Map<number, number>();
-  await clients[0]!.subscribePrivate((m) => {
-    if (m.event.type === 'FillSettled') fillsByOrder.set(m.event.orderId, (fillsByOrder.get(m.event.orderId) ?? 0) + 1);
-  });
+  await clients[0]!.subscribePrivate(
+    (m) => {
+      if (m.event.type === 'FillSettled') fillsByOrder.set(m.event.orderId, (fillsByOrder.get(m.event.orderId) ?? 0) + 1);
+    },
+    { fromNow: true },
+  );
 
   let latencies = new Float64Array(1 << 16);
   let nLat = 0;

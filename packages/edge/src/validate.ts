@@ -59,7 +59,8 @@ const checks: { readonly [t: number]: readonly Check[] } = {
   [ClientMsg.Subscribe]: [
     id, req('channel', (v) => CHANNELS.has(v as number), 'a channel code 1..5'),
     (o) => (o.channel === Channel.private ? undefined : isStr(o.symbol) ? undefined : `symbol: ${str}`),
-    opt('account', isStr, str), opt('afterSeq', isNonNegInt, int0),
+    opt('account', isStr, str), opt('afterSeq', isNonNegInt, int0), opt('fromNow', (v) => typeof v === 'boolean', 'boolean'),
+    (o) => (o.fromNow === true && o.afterSeq !== undefined ? 'fromNow: not with afterSeq' : undefined),
   ],
   [ClientMsg.Unsubscribe]: [
     id, req('channel', (v) => CHANNELS.has(v as number), 'a channel code 1..5'),

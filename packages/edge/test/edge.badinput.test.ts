@@ -82,6 +82,8 @@ describe('edge - bad input is answered, not fatal (DESIGN guarantee 6)', functio
       [{ t: ClientMsg.Cancel, id: 15, symbol: 'BTC-USD', orderId: -1 }, 'orderId'],
       [{ t: ClientMsg.Amend, id: 16, symbol: 'BTC-USD', orderId: 5 }, 'price, qty'],
       [{ t: ClientMsg.Subscribe, id: 17, channel: 99, symbol: 'BTC-USD' }, 'channel'],
+      [{ t: ClientMsg.Subscribe, id: 18, channel: Channel.private, fromNow: 'yes' }, 'fromNow'],
+      [{ t: ClientMsg.Subscribe, id: 19, channel: Channel.private, fromNow: true, afterSeq: 3 }, 'fromNow'],
     ];
     for (const [frame] of cases) r.send(frame);
     for (const [frame, field] of cases) {

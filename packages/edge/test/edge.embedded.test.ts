@@ -15,6 +15,16 @@ const engineDist = new URL(import.meta.url.includes('/dist/test/') ? '../../../e
 const { openEmbeddedVenue } = (await import(new URL('host/index.js', engineDist).href)) as typeof import('../../engine/dist/src/host/index.js');
 type EmbeddedVenue = Awaited<ReturnType<typeof openEmbeddedVenue>>;
 
+/** The broker buys `n` single lots for alice (IOC at 6,500,000); alice's connection drops after order `dropAt`. */
+async function buyOneLotEach(broker: BourseClient, alice: BourseClient, n: number, dropAt: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const f = await broker.place({ account: 'alice', symbol: 'BTC-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 6_500_000, qty: 1 });
+    expect(f.ok, JSON.stringify(f)).to.equal(true);
+    if (i === dropAt) alice.dropConnection();
+  }
+}
+const takerFills = (seen: readonly PrivateMessage[]) => seen.filter((m) => m.event.type === 'FillSettled' && m.event.role === 'taker' && m.event.qty === 1).length;
+
 describe('edge - end to end over EmbeddedVenue (PGlite journal)', function () {
   this.timeout(120_000);
   let dir: string;
@@ -112,12 +122,8 @@ describe('edge - end to end over EmbeddedVenue (PGlite journal)', function () {
     alice.on('reconnect', () => reconnects++);
     const broker = await connect(KEYS.broker!.key);
     await broker.place({ account: 'bob', symbol: 'BTC-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 6_500_000, qty: 100 });
-    for (let i = 0; i < 30; i++) {
-      const f = await broker.place({ account: 'alice', symbol: 'BTC-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 6_500_000, qty: 1 });
-      expect(f.ok, JSON.stringify(f)).to.equal(true);
-      if (i === 10) alice.dropConnection();
-    }
-    const fills = () => seen.filter((m) => m.event.type === 'FillSettled' && m.event.role === 'taker' && m.event.qty === 1).length;
+    await buyOneLotEach(broker, alice, 30, 10);
+    const fills = () => takerFills(seen);
     await until(() => reconnects >= 1 && fills() >= 30, 15_000, 'alice resumed');
     await sleep(200);
     const seqs = seen.map((m) => m.seq);
@@ -130,5 +136,34 @@ describe('edge - end to end over EmbeddedVenue (PGlite journal)', function () {
     await until(() => replay.length >= seen.length, 5_000, 'replay');
     unsub();
     expect(seen.map((m) => m.seq)).to.deep.equal(replay.slice(0, seen.length).map((m) => m.seq));
+  });
+
+  it('edge - a private subscription from now skips the history, then resumes across a reconnect like any other', async () => {
+    const head = await venue.privateHead('alice');
+    expect(head, 'alice has history from the tests before').to.be.greaterThan(0);
+    const alice = await connect(KEYS.alice!.key, { reconnectDelayMsMin: 20 });
+    const seen: PrivateMessage[] = [];
+    expect((await alice.subscribePrivate((m) => seen.push(m), { fromNow: true })).ok).to.equal(true);
+    const start = alice.lastSeq('alice');
+    expect(start, 'the stream starts at the journal head').to.equal(head);
+    let reconnects = 0;
+    alice.on('reconnect', () => reconnects++);
+    const broker = await connect(KEYS.broker!.key);
+    await broker.place({ account: 'bob', symbol: 'BTC-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 6_500_000, qty: 20 });
+    await sleep(100);
+    expect(seen, 'nothing from before the subscription').to.deep.equal([]);
+    await buyOneLotEach(broker, alice, 12, 5);
+    const fills = () => takerFills(seen);
+    await until(() => reconnects >= 1 && fills() >= 12, 15_000, 'alice resumed from now');
+    await sleep(200);
+    expect(fills(), 'none missed, none twice').to.equal(12);
+    // Exactly the journal after the start: no gap, no duplicate, no history.
+    const replay: PrivateMessage[] = [];
+    const unsub = venue.subscribePrivate('alice', start, (e) => replay.push(e));
+    await until(() => replay.length >= seen.length, 5_000, 'replay');
+    unsub();
+    expect(seen.map((m) => m.seq)).to.deep.equal(replay.slice(0, seen.length).map((m) => m.seq));
+    await alice.close();
+    await broker.close();
   });
 });

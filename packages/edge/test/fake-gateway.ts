@@ -176,6 +176,10 @@ export class FakeGateway implements VenueGateway {
     return () => set.delete(onEvent);
   }
 
+  async privateHead(account: string): Promise<number> {
+    return this.seqs.get(account)?.at(-1) ?? 0;
+  }
+
   subscribePublic(symbol: string, onEvent: (e: PublicEvent) => void): Unsubscribe {
     let set = this.#public.get(symbol);
     if (!set) this.#public.set(symbol, (set = new Set()));

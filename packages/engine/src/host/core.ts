@@ -397,6 +397,10 @@ export abstract class VenueCore implements VenueGateway {
     };
   }
 
+  privateHead(account: string): Promise<number> {
+    return this.streamJournal.highestSeq(`account/${account}`);
+  }
+
   subscribePublic(symbol: string, onEvent: (e: PublicEvent) => void): Unsubscribe {
     let set = this.#public.get(symbol);
     if (!set) this.#public.set(symbol, (set = new Set()));

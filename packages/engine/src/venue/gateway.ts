@@ -79,6 +79,11 @@ export interface VenueGateway {
   // ---- streams
   /** Committed ledger events of `account` with seq > `afterSeq`: first the journal's backlog, then live. */
   subscribePrivate(account: string, afterSeq: number, onEvent: (e: PrivateEvent) => void): Unsubscribe;
+  /**
+   * The highest journal sequence of `account`'s ledger now (0 if none): `subscribePrivate` after it
+   * delivers only what is committed from now on, and nothing committed after this read is missed.
+   */
+  privateHead(account: string): Promise<number>;
   /** Committed market-data events of `symbol` from now on. Pair with `l2Snapshot` to start a book. */
   subscribePublic(symbol: string, onEvent: (e: PublicEvent) => void): Unsubscribe;
   /** The current L2 book (top `depth` levels), with the sequence the next delta follows. */
