@@ -3,7 +3,8 @@
  * clear error at startup: malformed connection string, unreachable or silent server (bounded by
  * `connectTimeoutMs`), refused credentials, read-only database.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -164,6 +165,10 @@ export async function openPGlite(dir: string): Promise<PGlite> {
     throw new StoreConfigError(`PGlite data directory ${dir} cannot be created: ${(e as Error).message}`, { cause: e });
   }
   if (!statSync(dir).isDirectory()) throw new StoreConfigError(`PGlite data directory ${dir} is not a directory`);
+  // initdb refuses a directory with files in it and PGlite only says "exit(1)": name the cause.
+  if (!existsSync(path.join(dir, 'PG_VERSION')) && readdirSync(dir).length > 0) {
+    throw new StoreConfigError(`PGlite data directory ${dir} is not empty and holds no database (no PG_VERSION): give an empty or new directory, or an existing Bourse data directory`);
+  }
   try {
     // bytea results through Node's native hex codec, parameters as binary: PGlite's own parser and
     // serializer go through a JS closure per byte, which made journal appends and replays ~10x slower.

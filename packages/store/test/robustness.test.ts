@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -112,6 +112,27 @@ describe('store startup [pglite]', () => {
     writeFileSync(file, 'x');
     try {
       expect(await failure(openStore({ pglite: file }))).to.be.instanceOf(StoreConfigError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('startup - a non-empty directory that holds no database is a config error naming it; an empty one is initialised', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-bad-'));
+    try {
+      writeFileSync(path.join(dir, 'start.log'), 'x');
+      const e = await failure(openStore({ pglite: dir }));
+      expect(e).to.be.instanceOf(StoreConfigError);
+      expect((e as Error).message).to.include(dir).and.include('not empty');
+      rmSync(path.join(dir, 'start.log'));
+      const store = await openStore({ pglite: dir });
+      try {
+        await store.journal.append([{ persistenceId: 'startup/1', expectedSeq: 0, events: [{ ok: 1 }] }]);
+        expect(existsSync(path.join(dir, 'PG_VERSION'))).to.equal(true);
+        expect(await store.journal.highestSeq('startup/1')).to.equal(1);
+      } finally {
+        await store.close();
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
