@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { connectNats } from '@bourse/actors';
+import { connectNats, prefixOf } from '@bourse/actors';
 import type { ClusterNodeOptions } from '@bourse/actors';
 import { openStore } from '@bourse/store';
 import type { Store } from '@bourse/store';
 import type { LedgerEvent } from '@bourse/schemas';
-import { startEngineNode, ClusterGateway, commitSubjects, isRuntimeRecord } from '../src/host/index.js';
+import { startEngineNode, ClusterGateway, commitSubjects, isRuntimeRecord, resendable } from '../src/host/index.js';
 import type { EngineNode } from '../src/host/index.js';
 import type { PrivateEvent } from '../src/venue/gateway.js';
 import { SPOT } from './traders.js';
@@ -61,11 +61,27 @@ function lossy(nc: Nats, cluster: string) {
   return { nc: proxy as Nats, drop };
 }
 
+type TestTarget = { options: { pg: string; schema: string }; drop(): Promise<void> };
+
+/** A private nats-server with JetStream on a free port (the actors package's harness) and a private Postgres schema. */
+async function startInfra(): Promise<{ nats: NatsServer; target: TestTarget; store: Store }> {
+  const harness = (await import(pathToFileURL(path.join(root, 'packages/actors/dist/test/cluster-harness.js')).href)) as { startNatsServer(): Promise<NatsServer> };
+  const nats = await harness.startNatsServer();
+  const testing = (await import(pathToFileURL(path.join(root, 'packages/store/dist/src/testing.js')).href)) as { createTestTarget(d: 'pg'): Promise<TestTarget> };
+  try {
+    const target = await testing.createTestTarget('pg');
+    return { nats, target, store: await openStore({ ...target.options, poolMax: 4 }) };
+  } catch (e) {
+    await nats.stop(); // by its pid: nothing is left running when Postgres is missing
+    throw e;
+  }
+}
+
 describe('host - cluster mode (engine node + edge gateway over NATS and Postgres, in one process)', function () {
   this.timeout(60_000);
   let nats: NatsServer | undefined;
   let natsUrl: string;
-  let target: { options: { pg: string; schema: string }; drop(): Promise<void> } | undefined;
+  let target: TestTarget | undefined;
   let store: Store | undefined;
   let ncNode: Nats | undefined;
   let ncEdge: Nats | undefined;
@@ -75,15 +91,8 @@ describe('host - cluster mode (engine node + edge gateway over NATS and Postgres
 
   before(async function () {
     if (!existsSync(NATS_BIN)) this.skip();
-    // The actors package's harness: a private nats-server with JetStream on a free port.
-    const harness = (await import(pathToFileURL(path.join(root, 'packages/actors/dist/test/cluster-harness.js')).href)) as { startNatsServer(): Promise<NatsServer> };
-    nats = await harness.startNatsServer();
+    ({ nats, target, store } = await startInfra());
     natsUrl = nats.url;
-    const testing = (await import(pathToFileURL(path.join(root, 'packages/store/dist/src/testing.js')).href)) as {
-      createTestTarget(d: 'pg'): Promise<{ options: { pg: string; schema: string }; drop(): Promise<void> }>;
-    };
-    target = await testing.createTestTarget('pg');
-    store = await openStore({ ...target.options, poolMax: 4 });
   });
 
   after(async () => {
@@ -146,5 +155,106 @@ describe('host - cluster mode (engine node + edge gateway over NATS and Postgres
     expect(seen.map((e) => e.seq)).to.deep.equal(journal.map((j) => j.seq));
     expect(seen.map((e) => e.event)).to.deep.equal(journal.map((j) => j.event));
     expect(seen.filter((e) => e.event.type === 'FillSettled')).to.have.length(12);
+  });
+});
+
+describe('host - cluster failover: an order accepted by a node that dies is answered by the next owner', function () {
+  this.timeout(60_000);
+  let nats: NatsServer | undefined;
+  let target: TestTarget | undefined;
+  let store: Store | undefined;
+  const ncs: Nats[] = [];
+  const nodes: EngineNode[] = [];
+  let gw: ClusterGateway | undefined;
+  const cluster = `f${process.pid}${Math.random().toString(36).slice(2, 6)}`;
+
+  before(async function () {
+    if (!existsSync(NATS_BIN)) this.skip();
+    ({ nats, target, store } = await startInfra());
+  });
+
+  after(async () => {
+    await gw?.close();
+    for (const n of nodes) await n.stop().catch(() => n.kill());
+    for (const nc of ncs) await nc.close().catch(() => {});
+    await store?.close().catch(() => {});
+    await target?.drop().catch(() => {});
+    await nats?.stop();
+  });
+
+  /** A node connection whose answers to asks can be withheld (the node accepts and executes, the edge hears nothing). */
+  function muted(nc: Nats) {
+    const replies = `${prefixOf(cluster)}.r.`;
+    const state = { mute: false, withheld: 0 };
+    const proxy = new Proxy(nc, {
+      get(t, k) {
+        if (k === 'publish') {
+          return (subject: string, data?: Uint8Array, o?: unknown) => {
+            if (state.mute && subject.startsWith(replies)) return void state.withheld++;
+            return (t.publish as (s: string, d?: Uint8Array, o?: unknown) => void)(subject, data, o);
+          };
+        }
+        const v = (t as unknown as Record<string | symbol, unknown>)[k];
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    return { nc: proxy as Nats, state };
+  }
+
+  const heldFor = async (account: string, clientOrderId: string): Promise<number> => {
+    let n = 0;
+    for await (const page of store!.journal.read(`account/${account}`, 1)) {
+      for (const e of page.events) if ((e as LedgerEvent).type === 'OrderHeld' && (e as { clientOrderId?: string }).clientOrderId === clientOrderId) n++;
+    }
+    return n;
+  };
+
+  it('host - failover: the edge resends an order with a clientOrderId; the new owner answers it from the journal, executed once, long before the ask timeout', async () => {
+    const rawA = await connectNats(nats!.url, 'test-node-a');
+    ncs.push(rawA);
+    const a = muted(rawA);
+    const nodeA = await startEngineNode({ nodeId: 'a', nc: a.nc, cluster, instruments: [SPOT], store: store!, tickMs: 0, projectionIntervalMs: 0 });
+    nodes.push(nodeA);
+    const ncEdge = await connectNats(nats!.url, 'test-edge');
+    ncs.push(ncEdge);
+    gw = await ClusterGateway.open({ nc: ncEdge, cluster, instruments: [SPOT], journal: store!.journal, reads: store!.readModels, outcomeAskAfterMs: 200, recheckMs: 300, askTimeoutMs: 30_000, resendAfterMs: 1_000 });
+    expect((await gw.openAccount('carol', ctx)).ok).to.equal(true);
+    expect((await gw.deposit('carol', 'USD', 100_000_000, 'usd-carol', ctx)).ok).to.equal(true);
+    const order = { symbol: 'BTC-USD', side: 'buy' as const, orderType: 'limit' as const, tif: 'GTC' as const, price: 900, qty: 2, clientOrderId: 'fo-1' };
+
+    // Node a accepts the order and commits the hold, but its answer never reaches the edge; then it dies.
+    a.state.mute = true;
+    const t0 = performance.now();
+    const answer = gw.placeOrder('carol', order, ctx);
+    await until(async () => (await heldFor('carol', 'fo-1')) === 1, 15_000, 'node a to commit the hold');
+    expect(a.state.withheld).to.be.greaterThan(0);
+    nodeA.kill();
+
+    // Node b takes the shards over once a's leases expire and recovers the ledger from the journal.
+    const rawB = await connectNats(nats!.url, 'test-node-b');
+    ncs.push(rawB);
+    nodes.push(await startEngineNode({ nodeId: 'b', nc: rawB, cluster, instruments: [SPOT], store: store!, tickMs: 0, projectionIntervalMs: 0 }));
+    const r = await answer;
+    const elapsed = performance.now() - t0;
+    expect(r.ok, JSON.stringify(r)).to.equal(true);
+    expect(elapsed, 'answered by a resend, not after the 30 s ask timeout').to.be.below(20_000);
+    expect(gw.stats.resends).to.be.greaterThan(0);
+    expect(await heldFor('carol', 'fo-1'), 'held once: the resend was answered, not executed again').to.equal(1);
+    // The client's own resend gets the same answer, and the order rests once in the book.
+    expect(await gw.placeOrder('carol', order, ctx)).to.deep.equal(r);
+    expect(await heldFor('carol', 'fo-1')).to.equal(1);
+    expect(gw.metricsText()).to.match(/bourse_cluster_ask_resends_total [1-9]/);
+  });
+
+  it('host - resendable: orders only with a clientOrderId, reads always, other commands never', () => {
+    expect(resendable({ a: 'x', c: { type: '$place', cmd: { type: 'PlaceOrder', clientOrderId: 'c1' } } })).to.equal(true);
+    expect(resendable({ a: 'x', c: { type: '$place', cmd: { type: 'PlaceOrder' } } })).to.equal(false);
+    expect(resendable({ a: 'x', c: { type: '$outcome', orderId: 1 } })).to.equal(true);
+    expect(resendable({ a: 'x', c: { type: '$state' } })).to.equal(true);
+    expect(resendable({ type: 'List' })).to.equal(true);
+    expect(resendable({ type: 'OpenAccount', account: 'x' })).to.equal(false);
+    expect(resendable({ a: 'x', c: { type: 'CancelOrder', orderId: 1 } })).to.equal(false);
+    expect(resendable(null)).to.equal(false);
+    expect(resendable('List')).to.equal(false);
   });
 });

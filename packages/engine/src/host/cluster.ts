@@ -19,7 +19,7 @@
  * reloads the md entity's state on a sequence gap. (A lost LAST notice of a quiet stream is only
  * noticed on the next write of that stream.)
  */
-import { ClusterNode, NatsTransport, ShardMap, clusterStatus, prefixOf, splitJournal } from '@bourse/actors';
+import { AskTimeoutError, ClusterNode, NatsTransport, ShardMap, clusterStatus, prefixOf, splitJournal } from '@bourse/actors';
 import type { ClusterLogRecord, ClusterNodeOptions, GroupCommitOptions, Journal, NodeEvent } from '@bourse/actors';
 import { ProjectionRunner, allProjections } from '@bourse/store';
 import type { Store } from '@bourse/store';
@@ -313,6 +313,28 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
   readonly shards?: Readonly<Record<string, number>>;
   /** Private subscriptions re-read the journal this often (a lost notice on a quiet stream). Default 5000 ms. */
   readonly recheckMs?: number;
+  /**
+   * A resendable ask (see {@link resendable}) not answered within this many ms is sent again, then
+   * after twice as long, and so on, until the ask's own timeout. Default 2500 ms; 0 = never resend.
+   */
+  readonly resendAfterMs?: number;
+}
+
+/**
+ * Whether an ask may be sent again when its answer is late: the transport never resends a request
+ * a node accepted (at most once), so an ask accepted by a node that then dies would wait for its
+ * whole timeout. Resending is safe for a `$place` that carries a clientOrderId (the ledger answers
+ * a known clientOrderId with the original answer, also after a restart on another node: the map is
+ * in its journaled state) and for reads (`$outcome`, `$state`, the registry's `List`). An order
+ * without a clientOrderId is never resent: a second copy would be a second order.
+ */
+export function resendable(message: unknown): boolean {
+  if (typeof message !== 'object' || message === null) return false;
+  const m = message as { type?: unknown; c?: { type?: unknown; cmd?: { clientOrderId?: unknown } } };
+  if (m.type === 'List') return true;
+  const t = m.c?.type;
+  if (t === '$outcome' || t === '$state') return true;
+  return t === '$place' && typeof m.c?.cmd?.clientOrderId === 'string';
 }
 
 /**
@@ -329,7 +351,8 @@ export class ClusterGateway extends VenueCore {
   readonly #recheckMs: number;
   readonly #subs: Sub[] = [];
   readonly #accountSubs = new Map<string, Sub>();
-  readonly stats = { notices: 0 };
+  readonly stats = { notices: 0, resends: 0 };
+  readonly #resendAfterMs: number;
   #recheck: ReturnType<typeof setInterval> | undefined;
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   #shardLines = '';
@@ -343,6 +366,7 @@ export class ClusterGateway extends VenueCore {
     this.#journal = o.journal;
     this.#nc = o.nc;
     this.#recheckMs = Math.max(50, o.recheckMs ?? 5_000);
+    this.#resendAfterMs = Math.max(0, o.resendAfterMs ?? 2_500);
     const cluster = (this.#cluster = o.cluster ?? 'bourse');
     this.#subjects = commitSubjects(cluster);
     this.transport = new NatsTransport({ nc: o.nc, prefix: prefixOf(cluster), shards: new ShardMap(o.shards ?? CLUSTER_SHARDS, 64), retryMsMax: 100 });
@@ -360,7 +384,22 @@ export class ClusterGateway extends VenueCore {
   }
 
   protected ask<R>(to: string, message: unknown, timeoutMs: number): Promise<R> {
-    return this.transport.ask<R>(to, message, timeoutMs);
+    if (this.#resendAfterMs === 0 || this.#resendAfterMs >= timeoutMs || !resendable(message)) return this.transport.ask<R>(to, message, timeoutMs);
+    return this.#askResending<R>(to, message, timeoutMs);
+  }
+
+  /** `ask`, sent again after `resendAfterMs`, 2x that, … while its timeout allows (see {@link resendable}). */
+  async #askResending<R>(to: string, message: unknown, timeoutMs: number): Promise<R> {
+    const deadline = performance.now() + timeoutMs;
+    for (let attemptMs = this.#resendAfterMs; ; attemptMs *= 2) {
+      const left = deadline - performance.now();
+      try {
+        return await this.transport.ask<R>(to, message, Math.max(1, Math.min(left, attemptMs)));
+      } catch (e) {
+        if (!(e instanceof AskTimeoutError) || attemptMs >= left) throw e;
+        this.stats.resends++;
+      }
+    }
   }
 
   protected get streamJournal(): Journal {
@@ -423,7 +462,9 @@ export class ClusterGateway extends VenueCore {
     return (
       this.#shardLines +
       '# HELP bourse_cluster_notices_total Commit notices received from the engine nodes.\n# TYPE bourse_cluster_notices_total counter\n' +
-      `bourse_cluster_notices_total ${this.stats.notices}\n`
+      `bourse_cluster_notices_total ${this.stats.notices}\n` +
+      '# HELP bourse_cluster_ask_resends_total Asks sent again after no answer in time (resendable asks only).\n# TYPE bourse_cluster_ask_resends_total counter\n' +
+      `bourse_cluster_ask_resends_total ${this.stats.resends}\n`
     );
   }
 

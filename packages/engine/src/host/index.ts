@@ -5,6 +5,7 @@ export {
   ClusterGateway,
   CLUSTER_SHARDS,
   commitSubjects,
+  resendable,
   subjectToken,
   type EngineNode,
   type EngineNodeOptions,
