@@ -106,8 +106,14 @@ export interface LedgerState {
   readonly kind: LedgerKind;
   orderSeq: number;
   readonly balances: Map<string, Balance>;
-  /** Transfer and entry ids applied (one namespace). */
-  readonly transfers: Set<string>;
+  /**
+   * Idempotency of Deposit, Withdraw and PostEntry ids (one namespace), in bounded state:
+   * `ids` is the window of the last LEDGER_ID_WINDOW ids applied; the saga's fill entries are not in
+   * it but in `fills`, one high-water mark per source. See "Idempotency" below.
+   */
+  readonly ids: IdWindow;
+  /** Per fill-entry source `${prefix}:${symbol}:${account}`: the last entry applied (see `fillEntryOf`). */
+  readonly fills: Map<string, FillMark>;
   readonly orders: Map<number, OpenOrder>;
   /** clientOrderId -> orderId for open orders; derived from `orders`. */
   readonly clientIds: Map<string, number>;
@@ -118,6 +124,12 @@ export interface LedgerState {
   day: number;
   dayPnl: number;
   liquidating: boolean;
+}
+
+export interface FillMark {
+  tradeId: number;
+  /** 0 taker, 1 maker: one account's two legs of a self-trade arrive taker first. */
+  role: number;
 }
 
 export const DAY_MS = 86_400_000;
@@ -149,6 +161,97 @@ export function holdFor(i: Instrument, side: Side, price: number, qty: number, r
   return (reduceOnly ? 0 : divCeil(price * qty * i.quoteMultiplier, leverage)) + feeReserve;
 }
 
+// ---------------------------------------------------------------- idempotency (bounded)
+//
+// A Deposit, Withdraw or PostEntry whose id was applied before is refused (LEDGER_DUPLICATE_TRANSFER),
+// and the state that decides it is bounded, not the venue's history:
+//
+// - Fill entries, the ids the saga derives from a FillSettled (venue/routing.ts `routeLedgerEvent`):
+//   `fee:` or `pnl:` + `${symbol}:${tradeId}:${account}:${role}`. One source (prefix, symbol, account)
+//   posts them in increasing (tradeId, taker before maker): a book numbers its fills ++tradeId in
+//   journal order (the counter is in its snapshot); the runtime delivers one sender's reliable messages
+//   in order, exactly once (the receiver steps only seq = high-water mark + 1, and a resend after a
+//   crash is re-derived from the journal in the same order), so the account settles one book's fills
+//   in tradeId order, both legs of one fill taker first, and its FillSettled reach `fees`/`clearing` in
+//   that order; the synchronous Venue's work queue is FIFO, which gives the same order. So a mark per
+//   source, the last (tradeId, role) applied, refuses every duplicate, however old: state is one mark
+//   per (symbol, account) that ever paid a fee or realized P&L, not one id per fill.
+// - Every other id (transfer ids from outside, any other entry id): a window of the last
+//   LEDGER_ID_WINDOW ids applied, in apply order. A duplicate is refused while its first application
+//   is among the last LEDGER_ID_WINDOW ids this ledger applied; older ids are forgotten (the
+//   idempotency-key retention of payment APIs, counted in transfers instead of hours). Snapshots keep
+//   the window in apply order, so replay, and snapshot + tail, give the same state and hash.
+
+/** How many transfer and entry ids (other than fill entries) a ledger remembers, in apply order. */
+export const LEDGER_ID_WINDOW = 16_384;
+
+/** The last `cap` ids added, oldest first: a ring over an array, and a set to look them up. */
+export class IdWindow {
+  private readonly ring: string[] = [];
+  private readonly set = new Set<string>();
+  /** Where the oldest id is, once the ring is full. */
+  private head = 0;
+  constructor(readonly cap: number) {
+    if (!(Number.isSafeInteger(cap) && cap > 0)) throw new RangeError(`id window size out of range: ${cap}`);
+  }
+  get size(): number {
+    return this.set.size;
+  }
+  has(id: string): boolean {
+    return this.set.has(id);
+  }
+  /** Adds `id` as the newest (a no-op when it is in the window), forgetting the oldest when full. */
+  add(id: string): void {
+    if (this.set.has(id)) return;
+    if (this.ring.length < this.cap) this.ring.push(id);
+    else {
+      this.set.delete(this.ring[this.head]!);
+      this.ring[this.head] = id;
+      this.head = this.head + 1 === this.cap ? 0 : this.head + 1;
+    }
+    this.set.add(id);
+  }
+  /** The ids, oldest first. */
+  toArray(): string[] {
+    return this.head === 0 ? this.ring.slice() : this.ring.slice(this.head).concat(this.ring.slice(0, this.head));
+  }
+}
+
+const FILL_ENTRY_RE = /^(fee|pnl):([A-Z0-9][A-Z0-9._-]{0,31}):([1-9][0-9]{0,15}):(.+):(taker|maker)$/;
+
+/**
+ * A fill entry's source and place in it, or undefined for any other id. Unambiguous: symbols have no
+ * `:`, the trade id is digits and the role is the last field, so an account id may contain `:`.
+ */
+export function fillEntryOf(id: string): { source: string; tradeId: number; role: number } | undefined {
+  const m = FILL_ENTRY_RE.exec(id);
+  if (m === null) return undefined;
+  const tradeId = Number(m[3]);
+  if (!Number.isSafeInteger(tradeId)) return undefined;
+  return { source: `${m[1]}:${m[2]}:${m[4]}`, tradeId, role: m[5] === 'taker' ? 0 : 1 };
+}
+
+type FillEntry = NonNullable<ReturnType<typeof fillEntryOf>>;
+
+const isAfter = (f: FillEntry, m: FillMark): boolean => f.tradeId > m.tradeId || (f.tradeId === m.tradeId && f.role > m.role);
+
+function isDuplicateEntry(s: LedgerState, id: string): boolean {
+  const f = fillEntryOf(id);
+  if (f === undefined) return s.ids.has(id);
+  const m = s.fills.get(f.source);
+  return m !== undefined && !isAfter(f, m);
+}
+
+/** The source's mark becomes `f` if `f` is later (a fill entry was applied). */
+function raiseMark(s: LedgerState, f: FillEntry): void {
+  const m = s.fills.get(f.source);
+  if (m === undefined) s.fills.set(f.source, { tradeId: f.tradeId, role: f.role });
+  else if (isAfter(f, m)) {
+    m.tradeId = f.tradeId;
+    m.role = f.role;
+  }
+}
+
 // ---------------------------------------------------------------- machine
 
 export function ledgerMachine(config: LedgerConfig): StateMachine<LedgerState, LedgerCommand, LedgerEvent> {
@@ -158,7 +261,7 @@ export function ledgerMachine(config: LedgerConfig): StateMachine<LedgerState, L
 
   const init = (): LedgerState => ({
     account, accountNo, kind, orderSeq: 0,
-    balances: new Map(), transfers: new Set(), orders: new Map(), clientIds: new Map(),
+    balances: new Map(), ids: new IdWindow(LEDGER_ID_WINDOW), fills: new Map(), orders: new Map(), clientIds: new Map(),
     positions: new Map(), marks: new Map(), instruments: new Map(),
     limits: NO_LIMITS, day: 0, dayPnl: 0, liquidating: false,
   });
@@ -191,13 +294,16 @@ export function apply(s: LedgerState, e: LedgerEvent): LedgerState {
       break;
     case 'Deposited':
     case 'Withdrawn':
-      s.transfers.add(e.transferId);
+      s.ids.add(e.transferId);
       setBalance(s, e.balance);
       break;
-    case 'EntryPosted':
-      s.transfers.add(e.entryId);
+    case 'EntryPosted': {
+      const f = fillEntryOf(e.entryId);
+      if (f === undefined) s.ids.add(e.entryId);
+      else raiseMark(s, f);
       setBalance(s, e.balance);
       break;
+    }
     case 'LedgerRejected':
       break;
     case 'OrderHeld':
@@ -340,7 +446,7 @@ function transfer(s: LedgerState, c: Deposit | Withdraw, out: LedgerEvent[]): vo
   if (typeof c.asset !== 'string' || !ASSET_RE.test(c.asset)) return reject(out, c, ref, Reject.LEDGER_UNKNOWN_ASSET);
   if (!(Number.isInteger(c.amount) && c.amount > 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
   if (c.amount > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
-  if (s.transfers.has(c.transferId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
+  if (s.ids.has(c.transferId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
   const b = balanceOf(s, c.asset);
   if (c.type === 'Deposit') {
     if (b.available + b.held + c.amount > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
@@ -362,7 +468,7 @@ function postEntry(s: LedgerState, c: PostEntry, out: LedgerEvent[]): void {
   // Fees are never negative; P&L legs on `clearing` have either sign but are never 0.
   if (!Number.isInteger(c.amount) || c.amount === 0 || (s.kind === 'fees' && c.amount < 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
   if (Math.abs(c.amount) > LEDGER_AMOUNT_MAX) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
-  if (s.transfers.has(c.entryId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
+  if (isDuplicateEntry(s, c.entryId)) return reject(out, c, ref, Reject.LEDGER_DUPLICATE_TRANSFER);
   const b = balanceAfter(s, c.asset, c.amount, 0);
   if (!Number.isSafeInteger(b.available)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_OVERFLOW);
   emit(s, out, { type: 'EntryPosted', ts: c.ts, entryId: c.entryId, asset: c.asset, amount: c.amount, balance: b });
@@ -873,13 +979,14 @@ const byKey = <T>(m: Map<string, T>): [string, T][] => [...m.entries()].sort((a,
 
 export function snapshot(s: LedgerState): unknown {
   return {
-    v: 2,
+    v: 3,
     account: s.account,
     accountNo: s.accountNo,
     kind: s.kind,
     orderSeq: s.orderSeq,
     balances: byKey(s.balances).map(([a, b]) => [a, b.available, b.held]),
-    transfers: [...s.transfers].sort(),
+    ids: s.ids.toArray(),
+    fills: byKey(s.fills).map(([k, m]) => [k, m.tradeId, m.role]),
     orders: [...s.orders.values()].sort((a, b) => a.orderId - b.orderId).map((o) => [
       o.orderId, o.orderSeq, o.clientOrderId ?? null, o.symbol, o.side, o.orderType, o.tif, o.price, o.qty, o.stopPrice,
       o.expireAt, o.postOnly, o.reduceOnly, o.stp, o.leverage, o.holdAsset, o.hold, o.pendingPrice, o.pendingQty, o.liquidation, o.filled,
@@ -894,9 +1001,14 @@ export function snapshot(s: LedgerState): unknown {
   };
 }
 
+/**
+ * Version 3 keeps the idempotency window (`ids`, oldest first) and the fill-entry marks (`fills`, by
+ * source). Version 2 had `transfers`, every id ever applied, sorted; it still loads (see `restore`).
+ */
 type Snap = {
-  v: 2; account: string; accountNo: number; kind: LedgerKind; orderSeq: number;
-  balances: [string, number, number][]; transfers: string[];
+  v: 2 | 3; account: string; accountNo: number; kind: LedgerKind; orderSeq: number;
+  balances: [string, number, number][];
+  ids?: string[]; fills?: [string, number, number][]; transfers?: string[];
   orders: [number, number, string | null, string, Side, OrderType, TimeInForce, number, number, number, number, boolean, boolean, SelfTradePrevention, number, string, number, number, number, boolean, number][];
   positions: [string, string, number, number, number, number][];
   marks: [string, number][];
@@ -907,11 +1019,11 @@ type Snap = {
 
 export function restore(snap: unknown): LedgerState {
   const x = snap as Snap;
-  if (x.v !== 2) throw new Error(`ledger: unknown snapshot version ${String(x.v)}`);
+  if (x.v !== 2 && x.v !== 3) throw new Error(`ledger: unknown snapshot version ${String(x.v)}`);
   const s: LedgerState = {
     account: x.account, accountNo: x.accountNo, kind: x.kind, orderSeq: x.orderSeq,
     balances: new Map(x.balances.map(([a, av, h]) => [a, { available: av, held: h }])),
-    transfers: new Set(x.transfers),
+    ids: new IdWindow(LEDGER_ID_WINDOW), fills: new Map(),
     orders: new Map(), clientIds: new Map(),
     positions: new Map(x.positions.map(([symbol, collateral, qty, entryCost, realizedPnl, margin]) => [symbol, { symbol, collateral, qty, entryCost, realizedPnl, margin }])),
     marks: new Map(x.marks),
@@ -919,6 +1031,10 @@ export function restore(snap: unknown): LedgerState {
     limits: { maxPositionQty: x.limits[0], maxLeverage: x.limits[1], dailyLossLimit: x.limits[2] },
     day: x.day, dayPnl: x.dayPnl, liquidating: x.liquidating,
   };
+  if (x.v === 3) {
+    for (const id of x.ids!) s.ids.add(id);
+    for (const [k, tradeId, role] of x.fills!) s.fills.set(k, { tradeId, role });
+  } else restoreV2Ids(s, x.transfers!);
   for (const r of x.orders) {
     const [orderId, orderSeq, coid, symbol, side, orderType, tif, price, qty, stopPrice, expireAt, postOnly, reduceOnly, stp, leverage, holdAsset, hold, pendingPrice, pendingQty, liquidation, filled] = r;
     const clientOrderId = coid ?? undefined;
@@ -933,4 +1049,23 @@ export function restore(snap: unknown): LedgerState {
     s.instruments.set(i.symbol, i);
   }
   return s;
+}
+
+/**
+ * A version-2 snapshot's `transfers` (every id applied, sorted): fill entries become their sources'
+ * marks (the largest per source, which is exact: a source's entries arrive in order); the other ids
+ * become the window, the last LEDGER_ID_WINDOW of them in sorted order (their apply order is not in
+ * the snapshot). Deterministic, so every host restores the same state from the same old snapshot.
+ */
+function restoreV2Ids(s: LedgerState, transfers: readonly string[]): void {
+  const others: string[] = [];
+  for (const id of transfers) {
+    const f = fillEntryOf(id);
+    if (f === undefined) {
+      others.push(id);
+      continue;
+    }
+    raiseMark(s, f);
+  }
+  for (const id of others.slice(-LEDGER_ID_WINDOW)) s.ids.add(id);
 }
