@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -25,7 +25,7 @@ describe('cli - bourse', () => {
 
   it('cli - bad arguments get a one-line reason and exit 2, never a stack trace', function () {
     this.timeout(60_000);
-    for (const args of [['frob'], ['migrate'], ['migrate', '--pglite', os.tmpdir(), '--schema', 's'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus'], ['cluster'], ['cluster', 'status'], ['cluster', 'status', '--nats', 'http://x']]) {
+    for (const args of [['frob'], ['migrate'], ['migrate', '--pglite', os.tmpdir(), '--schema', 's'], ['demo', '--seconds', 'x'], ['start', '--nope'], ['load'], ['load', '--url', 'http://x'], ['sim'], ['sim', '--seed', '1', '--seeds', '1..2'], ['sim', '--seeds', '3..1'], ['sim', '--seed', '1', '--faults', 'bogus'], ['sim', '--seeds', '1..2', '--workers', '0'], ['sim', '--seeds', '1..2', '--workers', 'x'], ['cluster'], ['cluster', 'status'], ['cluster', 'status', '--nats', 'http://x']]) {
       const r = bourse(...args);
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);
@@ -42,6 +42,46 @@ describe('cli - bourse', () => {
     expect(a.violations).to.deep.equal([]);
     expect(a.invariantsChecked).to.be.greaterThan(0);
     expect(a.finalStateHash).to.be.a('string').and.equal(b.finalStateHash);
+  });
+
+  it('cli - sim --workers 1 and --workers 2 print the same per-seed lines (hashes) in seed order; the JSON summary adds workers and both speeds', function () {
+    this.timeout(180_000);
+    const lines = (w: string) => {
+      const r = bourse('sim', '--seeds', '1..3', '--steps', '400', '--workers', w);
+      expect(r.status, r.stderr).to.equal(0);
+      return r.stdout.trim().split('\n');
+    };
+    const one = lines('1');
+    const two = lines('2');
+    expect(one.slice(0, -1).map((l) => /^seed (\d+): ok \(400 steps, \d+ checks, hash [0-9a-f]+\)$/.exec(l)?.[1])).to.deep.equal(['1', '2', '3']);
+    expect(two.slice(0, -1)).to.deep.equal(one.slice(0, -1));
+    const [a, b] = [one, two].map((ls) => JSON.parse(ls.at(-1)!));
+    expect(a.workers).to.equal(1);
+    expect(b.workers).to.equal(2);
+    for (const k of ['steps', 'faultsInjected', 'invariantsChecked', 'violations']) expect(b[k], k).to.deep.equal(a[k]);
+    expect(b.stepsPerSec).to.be.a('number').above(0);
+    expect(b.stepsPerSecPerWorker).to.be.a('number').above(0);
+    const json = bourse('sim', '--seeds', '4..5', '--steps', '200', '--workers', '2', '--json');
+    expect(json.status, json.stderr).to.equal(0);
+    expect(json.stdout.trim().split('\n'), 'one JSON line, nothing else').to.have.length(1);
+    expect(JSON.parse(json.stdout)).to.include({ workers: 2, steps: 400 }).and.to.include.keys('stepsPerSec', 'stepsPerSecPerWorker', 'wallMs');
+  });
+
+  it('cli - sim with worker threads stops on SIGINT: workers terminated, exit code 130, no hang', async function () {
+    this.timeout(60_000);
+    const child = spawn(process.execPath, [cli, 'sim', '--seeds', '1..200', '--steps', '5000', '--workers', '2', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(killer);
+    expect(code, stderr).to.equal(130);
+    expect(stderr).to.contain('interrupted');
+    expect(Date.now() - t0, 'exits promptly, not after the sweep').to.be.below(15_000);
   });
 
   it('cli - migrate --pglite creates the schema, twice without error', function () {

@@ -1,8 +1,9 @@
 /**
  * The simulator (src/sim) in the normal suite: a bounded seed sweep under every fault, determinism
  * (each seed twice, same final state hash), and planted bugs it must find within a stated number of
- * seeds. Planted bugs are switched on through `World`'s `plants` option, which only this harness
- * constructs (runSim and the CLI never pass it).
+ * seeds. Planted bugs are switched on through `World`'s `plants` option, which only the sim's tests
+ * construct (the CLI never passes it; runSim forwards it to every seed only when a test gives it,
+ * see sim.sweep.test.ts).
  *
  * Replay any seed: pnpm bourse sim --seed S --steps N --nodes 3 --faults crash,partition,drop,dup,delay,store
  */

@@ -8,7 +8,7 @@
  *   pnpm bourse edge --nats URL --pg URL [--port 8080] [--demo]  an edge node of a cluster (edge-node.ts)
  *   pnpm bourse migrate --pg URL [--schema S] | --pglite DIR     create or upgrade the store's schema
  *   pnpm bourse load --url ws://HOST:PORT --rate N ...           load generator over the SDK
- *   pnpm bourse sim --seed S | --seeds A..B ...                  the deterministic simulator (QA)
+ *   pnpm bourse sim --seed S | --seeds A..B [--workers W] ...    the deterministic simulator (QA)
  *   pnpm bourse cluster status --nats URL                        shard ownership and lease ages
  *   pnpm bourse help
  *
@@ -101,17 +101,17 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   sim: {
-    summary: 'sim --seed S | --seeds A..B [--steps N] [--nodes K] [--faults crash,partition,drop,dup,delay,store|none] [--json] [--long] [--no-shrink]   deterministic fault-injecting simulation; exit 1 on a violation',
+    summary: 'sim --seed S | --seeds A..B [--steps N] [--nodes K] [--faults crash,partition,drop,dup,delay,store|none] [--workers W] [--json] [--long] [--no-shrink]   deterministic fault-injecting simulation; a sweep runs whole seeds on W worker threads (default one per CPU, at most one per seed; 1 = in this thread), same results in seed order; exit 1 on a violation',
     run: async (argv) => {
       const { values } = parseArgs({
         args: argv,
         options: {
           seed: { type: 'string' }, seeds: { type: 'string' }, steps: { type: 'string' }, nodes: { type: 'string' }, faults: { type: 'string' },
-          json: { type: 'boolean' }, long: { type: 'boolean' }, 'no-shrink': { type: 'boolean' },
+          workers: { type: 'string' }, json: { type: 'boolean' }, long: { type: 'boolean' }, 'no-shrink': { type: 'boolean' },
         },
         strict: true,
       });
-      const { runSim, FAULT_KINDS } = await import('@bourse/engine');
+      const { runSim, defaultWorkers, FAULT_KINDS } = await import('@bourse/engine');
       if ((values.seed === undefined) === (values.seeds === undefined)) throw new UsageError('sim needs exactly one of --seed S or --seeds A..B');
       let seeds: [number, number] | undefined;
       if (values.seeds !== undefined) {
@@ -124,17 +124,36 @@ const commands: Record<string, { summary: string; run: Handler }> = {
       const seed = optionalInt(values.seed, 'seed');
       const steps = optionalInt(values.steps, 'steps');
       const nodes = optionalInt(values.nodes, 'nodes');
-      const { exitCode } = await runSim({
-        ...(seed !== undefined && { seed }),
-        ...(seeds && { seeds }),
-        ...(steps !== undefined && { steps }),
-        ...(nodes !== undefined && { nodes }),
-        ...(faults && { faults: faults as (typeof FAULT_KINDS)[number][] }),
-        json: values.json === true,
-        long: values.long === true,
-        shrink: !values['no-shrink'],
-      });
-      if (exitCode !== 0) throw Object.assign(new Error('violations found (see above for the replay command)'), { exitCode });
+      const requested = optionalInt(values.workers, 'workers');
+      if (requested === 0) throw new UsageError('--workers must be at least 1');
+      const seedCount = seeds ? seeds[1] - seeds[0] + 1 : 1;
+      const workers = Math.min(requested ?? defaultWorkers(seedCount), seedCount);
+      // With worker threads, Ctrl-C terminates them and exits 130 (after the sweep, while a failure is
+      // shrunk in this thread, the timer ends the process); with 1 worker the default SIGINT
+      // behaviour stays: the process ends at once. A second Ctrl-C always ends it at once.
+      const interrupt = new AbortController();
+      const onSigint = (): void => {
+        interrupt.abort(Object.assign(new Error('interrupted (SIGINT): the sweep stopped and its worker threads were terminated'), { exitCode: 130 }));
+        setTimeout(() => process.exit(130), 2_000).unref();
+      };
+      if (workers > 1) process.once('SIGINT', onSigint);
+      try {
+        const { exitCode } = await runSim({
+          ...(seed !== undefined && { seed }),
+          ...(seeds && { seeds }),
+          ...(steps !== undefined && { steps }),
+          ...(nodes !== undefined && { nodes }),
+          ...(faults && { faults: faults as (typeof FAULT_KINDS)[number][] }),
+          workers,
+          signal: interrupt.signal,
+          json: values.json === true,
+          long: values.long === true,
+          shrink: !values['no-shrink'],
+        });
+        if (exitCode !== 0) throw Object.assign(new Error('violations or seed errors found (see above for the replay command)'), { exitCode });
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
     },
   },
   cluster: {

@@ -4,17 +4,28 @@
  *   runSim({ seed: 7, steps: 20_000, nodes: 3, faults: new Set(['crash', 'partition', 'drop', 'dup', 'delay', 'store']) })
  *
  * Prints one JSON line last (seed or seeds, steps, faultsInjected, invariantsChecked, violations,
- * finalStateHash for one seed, stepsPerSec) and returns the exit code (1 on any violation). A failing
- * seed prints the command that replays it; with `shrink` (default on for a failure) the fault set and
- * step count are shrunk with fast-check to a smaller run that still fails.
+ * finalStateHash for one seed, stepsPerSec, stepsPerSecPerWorker, workers) and returns the exit code
+ * (1 on any violation or seed error). A failing seed prints the command that replays it; with `shrink`
+ * (default on for a failure) the fault set and step count are shrunk with fast-check to a smaller run
+ * that still fails.
+ *
+ * A sweep of several seeds runs on worker threads (`workers`, default the machine's available
+ * parallelism capped by the seed count; 1 = one after another in this thread), whole seeds per worker
+ * (`sweep.ts`). Lines and the summary come out in seed order and are the same whatever the worker
+ * count, except the timings and `workers`.
  */
+import { availableParallelism } from 'node:os';
 import { World } from './world.js';
-import type { WorldOptions, WorldResult } from './world.js';
+import type { Plants, WorldOptions, WorldResult } from './world.js';
 import { FAULT_KINDS } from './types.js';
 import type { FaultCounts, FaultKind, Violation } from './types.js';
+import { sweep } from './sweep.js';
+import type { SeedJob, SeedOutcome } from './sweep.js';
 
 export type { FaultKind, Violation, FaultCounts } from './types.js';
 export { FAULT_KINDS } from './types.js';
+export { sweep, runSeed } from './sweep.js';
+export type { SeedJob, SeedOutcome, SweepOptions } from './sweep.js';
 
 export interface SimOptions {
   readonly seed?: number;
@@ -29,6 +40,25 @@ export interface SimOptions {
   readonly shrink?: boolean;
   /** Where lines go (default console.log). */
   readonly print?: (line: string) => void;
+  /** Worker threads for a sweep (default `defaultWorkers(seed count)`; 1 = in this thread). */
+  readonly workers?: number;
+  /** Stops a sweep: its workers are terminated and runSim rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Test-only planted bugs, passed to every seed's `World` (the sim's tests; never the CLI). */
+  readonly plants?: Plants;
+  /** Test-only: the worker entry (see `SweepOptions.workerUrl`). */
+  readonly workerUrl?: URL;
+}
+
+/** One worker thread per available CPU, at most one per seed. */
+export function defaultWorkers(seedCount: number): number {
+  return Math.max(1, Math.min(availableParallelism(), seedCount));
+}
+
+/** A seed whose run produced no result (it threw, or its worker thread died). */
+export interface SeedError {
+  readonly seed: number;
+  readonly error: string;
 }
 
 export interface SimSummary {
@@ -41,8 +71,13 @@ export interface SimSummary {
   readonly invariantsChecked: number;
   readonly violations: Violation[];
   readonly finalStateHash?: string;
+  /** Steps of every seed / wall seconds of the whole sweep (worker start-up included). */
   readonly stepsPerSec: number;
+  /** Steps / the seconds the seeds took in their threads, summed: the speed of one busy worker. */
+  readonly stepsPerSecPerWorker: number;
+  readonly workers: number;
   readonly wallMs: number;
+  readonly errors?: SeedError[];
   readonly replay?: string[];
   readonly shrunk?: { steps: number; faults: FaultKind[]; invariant: string; command: string };
 }
@@ -75,12 +110,13 @@ export async function shrinkFailure(
   long: boolean,
   invariant: string,
   budgetRuns = 40,
+  plants?: Plants,
 ): Promise<{ steps: number; faults: FaultKind[] } | undefined> {
   const fc = (await import('fast-check')).default;
   const kinds = [...faults];
   let best: { steps: number; faults: FaultKind[] } | undefined;
   const prop = fc.asyncProperty(fc.integer({ min: 1, max: steps }), fc.subarray(kinds), async (n, fs) => {
-    const r = await runWorld({ seed, steps: n, nodes, faults: new Set(fs), long });
+    const r = await runWorld({ seed, steps: n, nodes, faults: new Set(fs), long, ...(plants && { plants }) });
     const fails = r.violations.some((v) => v.invariant === invariant);
     if (fails && (best === undefined || n + fs.length * 1000 < best.steps + best.faults.length * 1000)) best = { steps: n, faults: fs };
     return !fails;
@@ -95,7 +131,7 @@ export async function shrinkFailure(
   for (const k of [...cur.faults]) {
     if (runs++ >= budgetRuns) break;
     const fs = cur.faults.filter((x) => x !== k);
-    const r = await runWorld({ seed, steps: cur.steps, nodes, faults: new Set(fs), long });
+    const r = await runWorld({ seed, steps: cur.steps, nodes, faults: new Set(fs), long, ...(plants && { plants }) });
     const v = r.violations.find((x) => x.invariant === invariant);
     if (v) cur = { steps: Math.min(cur.steps, v.step), faults: fs };
   }
@@ -111,13 +147,26 @@ export async function runSim(options: SimOptions): Promise<{ exitCode: number; s
   const [a, b] = options.seeds ?? [options.seed ?? 1, options.seed ?? 1];
   const counts: FaultCounts = {};
   const violations: Violation[] = [];
+  const errors: SeedError[] = [];
   let invariantsChecked = 0;
   let totalSteps = 0;
+  let busyMs = 0;
   let hash: string | undefined;
   const replay: string[] = [];
-  const t0 = performance.now();
-  for (let seed = a; seed <= b; seed++) {
-    const r = await runWorld({ seed, steps, nodes, faults, long });
+  const jobs: SeedJob[] = [];
+  for (let seed = a; seed <= b; seed++) jobs.push({ seed, steps, nodes, faults: [...faults], long, ...(options.plants && { plants: options.plants }) });
+  const workers = Math.max(1, Math.min(options.workers ?? defaultWorkers(jobs.length), jobs.length));
+  // Called in seed order whatever the worker count, so lines, sums and key orders are the same.
+  const onOutcome = ({ seed, ms, result: r, error }: SeedOutcome): void => {
+    busyMs += ms;
+    if (r === undefined) {
+      const cmd = replayCommand(seed, steps, nodes, faults, long);
+      errors.push({ seed, error: error ?? 'no result' });
+      replay.push(cmd);
+      print(`ERROR seed ${seed}: ${error ?? 'no result'}`);
+      print(`replay: ${cmd}`);
+      return;
+    }
     totalSteps += r.steps;
     invariantsChecked += r.invariantsChecked;
     for (const [k, n] of Object.entries(r.faultsInjected)) counts[k as FaultKind] = (counts[k as FaultKind] ?? 0) + (n ?? 0);
@@ -129,12 +178,14 @@ export async function runSim(options: SimOptions): Promise<{ exitCode: number; s
       for (const v of r.violations) print(`VIOLATION seed ${seed} step ${v.step} ${v.invariant}: ${v.detail}`);
       print(`replay: ${cmd}`);
     } else if (!options.json && a !== b) print(`seed ${seed}: ok (${r.steps} steps, ${r.invariantsChecked} checks, hash ${r.finalStateHash})`);
-  }
+  };
+  const t0 = performance.now();
+  await sweep(jobs, { workers, onOutcome, ...(options.signal && { signal: options.signal }), ...(options.workerUrl && { workerUrl: options.workerUrl }) });
   const wallMs = performance.now() - t0;
   let shrunk: SimSummary['shrunk'];
   if (violations.length > 0 && options.shrink !== false) {
     const v = violations[0]!;
-    const s = await shrinkFailure(v.seed, Math.min(steps, v.step + 1), nodes, faults, long, v.invariant);
+    const s = await shrinkFailure(v.seed, Math.min(steps, v.step + 1), nodes, faults, long, v.invariant, 40, options.plants);
     if (s) {
       shrunk = { steps: s.steps, faults: s.faults, invariant: v.invariant, command: replayCommand(v.seed, s.steps, nodes, s.faults, long) };
       print(`shrunk: ${shrunk.command}`);
@@ -150,15 +201,18 @@ export async function runSim(options: SimOptions): Promise<{ exitCode: number; s
     violations,
     ...(hash !== undefined ? { finalStateHash: hash } : {}),
     stepsPerSec: Math.round(totalSteps / (wallMs / 1000)),
+    stepsPerSecPerWorker: busyMs > 0 ? Math.round(totalSteps / (busyMs / 1000)) : 0,
+    workers,
     wallMs: Math.round(wallMs),
+    ...(errors.length ? { errors } : {}),
     ...(replay.length ? { replay } : {}),
     ...(shrunk ? { shrunk } : {}),
   };
   print(JSON.stringify(summary));
-  return { exitCode: violations.length > 0 ? 1 : 0, summary };
+  return { exitCode: violations.length > 0 || errors.length > 0 ? 1 : 0, summary };
 }
 
-/** Parses `--seed S | --seeds A..B --steps N --nodes K --faults a,b [--json] [--long]` (for the CLI). */
+/** Parses `--seed S | --seeds A..B --steps N --nodes K --faults a,b [--workers W] [--json] [--long]` (for the benchmark). */
 export function parseSimArgs(argv: readonly string[]): SimOptions {
   const o: { -readonly [K in keyof SimOptions]: SimOptions[K] } = {};
   for (let i = 0; i < argv.length; i++) {
@@ -171,6 +225,7 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
       i++;
     } else if (k === '--steps') (o.steps = Number(v)), i++;
     else if (k === '--nodes') (o.nodes = Number(v)), i++;
+    else if (k === '--workers') (o.workers = Number(v)), i++;
     else if (k === '--faults') (o.faults = v === 'none' ? [] : (String(v).split(',') as FaultKind[])), i++;
     else if (k === '--json') o.json = true;
     else if (k === '--long') o.long = true;
