@@ -172,6 +172,23 @@ describe('venue - the saga over real book, ledgers and market data', () => {
     expect(v.conservation()).to.deep.equal([]);
   });
 
+  it('venue - accounts with 64-character ids (the longest allowed) still pay their fees into the fees ledger', () => {
+    const v = new Venue([SPOT]);
+    const maker = 'm'.repeat(64);
+    const taker = 't'.repeat(63) + '@';
+    v.openAccount(maker);
+    v.openAccount(taker);
+    v.deposit(1, maker, 'BTC', 1_000, 'd1');
+    v.deposit(1, taker, 'USD', 1_000_000, 'd2');
+    expect(v.place(2, maker, { symbol: 'BTC-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 1_000, qty: 3 }).rejected).to.equal(undefined);
+    const bid = v.place(3, taker, { symbol: 'BTC-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 1_005, qty: 2 });
+    expect(bid.rejected).to.equal(undefined);
+    const refused = bid.events.filter((e) => e.kind === 'ledger' && e.event.type === 'LedgerRejected');
+    expect(refused, JSON.stringify(refused)).to.deep.equal([]);
+    expect(v.ledgers.get(FEES_ACCOUNT)!.state.balances.get('USD')).to.deep.equal({ available: 7, held: 0 });
+    expect(v.conservation()).to.deep.equal([]);
+  });
+
   it('venue - a margin call cancels open orders and liquidates through the book, conserving every asset', () => {
     const v = new Venue([PERP]);
     for (const a of ['thin', 'rich', 'mm']) v.openAccount(a);

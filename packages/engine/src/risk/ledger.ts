@@ -136,6 +136,11 @@ export const DAY_MS = 86_400_000;
 const ORDER_SEQ_MAX = 2 ** ORDER_SEQ_BITS - 1;
 const LEVERAGE_LIMIT_MAX = 1_000;
 const ID_RE = /^[\x21-\x7e]{1,64}$/;
+/**
+ * Entry ids are the venue's own (`fee:`/`pnl:` + symbol ≤ 32 + trade id ≤ 16 digits + account ≤ 64 + role:
+ * at most 124 characters), longer than a client's 64: a 64-character account must not lose its fees.
+ */
+const ENTRY_ID_RE = /^[\x21-\x7e]{1,128}$/;
 const ASSET_RE = /^[A-Z0-9]{1,16}$/;
 const SIDES: ReadonlySet<unknown> = new Set(['buy', 'sell']);
 const ORDER_TYPES: ReadonlySet<unknown> = new Set(['limit', 'market', 'stop', 'stopLimit']);
@@ -463,7 +468,7 @@ function postEntry(s: LedgerState, c: PostEntry, out: LedgerEvent[]): void {
   const ref = refOf(c.entryId);
   if (!isSafeNonNeg(c.ts)) return reject(out, c, ref, Reject.LEDGER_INVALID_TIMESTAMP);
   if (s.kind === 'user') return reject(out, c, ref, Reject.LEDGER_NOT_SYSTEM_ACCOUNT);
-  if (typeof c.entryId !== 'string' || !ID_RE.test(c.entryId)) return reject(out, c, ref, Reject.LEDGER_INVALID_TRANSFER_ID);
+  if (typeof c.entryId !== 'string' || !ENTRY_ID_RE.test(c.entryId)) return reject(out, c, ref, Reject.LEDGER_INVALID_TRANSFER_ID);
   if (typeof c.asset !== 'string' || !ASSET_RE.test(c.asset)) return reject(out, c, ref, Reject.LEDGER_UNKNOWN_ASSET);
   // Fees are never negative; P&L legs on `clearing` have either sign but are never 0.
   if (!Number.isInteger(c.amount) || c.amount === 0 || (s.kind === 'fees' && c.amount < 0)) return reject(out, c, ref, Reject.LEDGER_AMOUNT_NOT_POSITIVE);
