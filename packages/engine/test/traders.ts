@@ -13,7 +13,8 @@ export const PERP = defineInstrument({
   symbol: 'BTC-PERP', mode: 'margin', base: 'BTC', quote: 'USD', tickSize: 5, lotSize: 1, minQty: 1, maxQty: 50,
   makerFeeBps: 5, takerFeeBps: 20, maxLeverage: 10, maintenanceMarginBps: 500,
 });
-export const ACCOUNTS = ['a1', 'a2', 'a3', 'a4'];
+/** a3 has the longest id an account may have (64 characters): ids the venue derives from it must fit. */
+export const ACCOUNTS = ['a1', 'a2', `a3${'-'.repeat(61)}@`, 'a4'];
 export const MID = 1_000;
 
 export type Op =
