@@ -10,7 +10,9 @@
  *
  * Policies (the implementation is packages/engine/src/risk/ledger.ts):
  * - A transferId or entryId seen before is refused with LEDGER_DUPLICATE_TRANSFER and never re-applied;
- *   the first answer stands. Ids share one namespace per ledger.
+ *   the first answer stands. Ids share one namespace per ledger. Retention is bounded: fill entries
+ *   (`fee:`/`pnl:`) forever (a high-water mark per source), other ids within the ledger's last 16,384
+ *   applied (LEDGER_ID_WINDOW).
  * - Holds. Cash buy: notional at the limit price plus a worst-case fee reserved per lot,
  *   ceil(qty / lotSize) * feeOf(price * lotSize * quoteMultiplier, max(maker, taker) bps), so that the
  *   per-fill rounded-up fees of any partial fills are always covered. Cash sell: qty * baseMultiplier of
