@@ -11,11 +11,15 @@
  * `makePGliteDurable` restores the guarantee from outside the WebAssembly:
  * - NODEFS gets `fsync` (a file syncs its host descriptor, a directory the host directory), so the
  *   syncs Postgres does through fsync (checkpoints, pg_control, new WAL segments, directories) work.
- * - Every host descriptor NODEFS writes is remembered, and `syncPGlite` fdatasyncs them. The journal
- *   calls it after each of its statements, so an append's commit (its WAL write) is on disk before
- *   the append resolves, as with `synchronous_commit = on` on a server. Read-model writes do not
- *   wait for it: they are rebuilt from the journal, and the WAL is one log, so the next journal sync
- *   makes them durable too. A descriptor closed while unsynced is synced first (a segment switch).
+ * - Every WAL file (`pg_wal/`) NODEFS writes is remembered, and `syncPGlite` fdatasyncs them. The
+ *   journal calls it after each of its statements, so an append's commit (its WAL write) is on disk
+ *   before the append resolves, as with `synchronous_commit = on` on a server. Read-model writes do
+ *   not wait for it: they are rebuilt from the journal, and the WAL is one log, so the next journal
+ *   sync makes them durable too. A WAL descriptor closed while unsynced is synced first (a segment
+ *   switch). Data files are not synced at commit, as on a server: their changes are in the WAL, and
+ *   Postgres fsyncs them itself at each checkpoint (its sync requests, through the `fsync` above),
+ *   before the WAL that covers them is recycled. Syncing them too (as this did first) cost a second
+ *   fdatasync on most appends: a growing table writes its new page at every extension.
  * - Files written before the patch (PGlite's start-up, recovery of an existing directory) were
  *   "synced" by the stubs, so the data directory is synced once, at open.
  *
@@ -37,7 +41,7 @@ interface EmNodeFs {
 }
 const DURABLE = Symbol('bourse.durable');
 interface Durable {
-  /** Host descriptors written since their last sync. */
+  /** Host descriptors of WAL files written since their last sync. */
   readonly written: Set<number>;
   /** fdatasync/fsync calls made, for tests and metrics. */
   syncs: number;
@@ -50,7 +54,7 @@ export function pgliteSyncCount(pglite: PGlite): number {
 }
 
 /**
- * fdatasyncs every host file this PGlite wrote since the last sync. Call it after a commit and before
+ * fdatasyncs every WAL file this PGlite wrote since the last sync. Call it after a commit and before
  * acknowledging it: the commit's WAL write is then on disk, and with it all earlier WAL (one log).
  * A no-op (an empty set) after reads, and on a PGlite that was never made durable.
  */
@@ -78,15 +82,25 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
     d = state;
     ops[DURABLE] = state;
     const { write, close } = ops;
+    // Host descriptor -> whether it is a WAL file (looked up once per open descriptor).
+    const isWal = new Map<number, boolean>();
     ops.write = function (stream, ...rest) {
       const n = write.call(this, stream, ...rest);
-      if (stream.nfd !== undefined) state.written.add(stream.nfd);
+      const fd = stream.nfd;
+      if (fd !== undefined) {
+        let wal = isWal.get(fd);
+        if (wal === undefined) isWal.set(fd, (wal = isWalPath(nodefs.realPath(stream.node))));
+        if (wal) state.written.add(fd);
+      }
       return n;
     };
     ops.close = function (stream) {
-      if (stream.nfd !== undefined && state.written.delete(stream.nfd)) {
-        fdatasyncSync(stream.nfd);
-        state.syncs++;
+      if (stream.nfd !== undefined) {
+        isWal.delete(stream.nfd);
+        if (state.written.delete(stream.nfd)) {
+          fdatasyncSync(stream.nfd);
+          state.syncs++;
+        }
       }
       return close.call(this, stream);
     };
@@ -102,6 +116,9 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
   installed.set(pglite, d);
   syncTree(dataDir);
 }
+
+const WAL_DIR = `${path.sep}pg_wal${path.sep}`;
+const isWalPath = (p: string): boolean => p.includes(WAL_DIR);
 
 function syncDir(dir: string): void {
   const fd = openSync(dir, 'r');

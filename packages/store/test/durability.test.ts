@@ -152,4 +152,30 @@ describe('store durability [pglite] - commits reach the disk', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // As on a server: a commit syncs the WAL only; the data files (here the journal table, which grows a
+  // page at almost every append) are synced by Postgres's own checkpoint. Syncing them at every commit
+  // doubled the fdatasyncs per append.
+  it('an append syncs the WAL, not the data files; a checkpoint syncs the data files', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-durable-'));
+    const store = await openStore({ pglite: dir });
+    try {
+      const pglite = store.connection.pglite!;
+      const appends = 100;
+      const before = pgliteSyncCount(pglite);
+      for (let i = 0; i < appends; i++) {
+        const events = Array.from({ length: 20 }, (_, k) => ({ type: 'x', i, k, pad: 'p'.repeat(300) })); // ~6 kB: a new table page per append
+        await store.journal.append([{ persistenceId: 'durable/2', expectedSeq: i * 20, events }]);
+      }
+      const synced = pgliteSyncCount(pglite) - before;
+      // One WAL fdatasync per append, plus one per WAL segment (1 MB) closed on a switch; ~2 per append when data files were synced too.
+      expect(synced, 'host syncs made by 100 appends').to.be.at.least(appends).and.below(appends * 1.2);
+      const beforeCheckpoint = pgliteSyncCount(pglite);
+      await pglite.query('CHECKPOINT');
+      expect(pgliteSyncCount(pglite) - beforeCheckpoint, 'data files synced by a checkpoint').to.be.greaterThan(5);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
