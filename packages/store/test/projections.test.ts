@@ -557,3 +557,64 @@ describe('store - ledger streams', () => {
     expect(() => ledgerOfStream('book/BTC-USD')).to.throw(/not a ledger stream/);
   });
 });
+
+describe('store projections - scheduling', () => {
+  /** A runner that records the options of each poll instead of touching a database. */
+  class Recording extends ProjectionRunner {
+    readonly polls: { timeBudgetMs?: number; until?: () => boolean }[] = [];
+    constructor() {
+      super(undefined as never, undefined as never, []);
+    }
+    override async runOnce(opts: { timeBudgetMs?: number; until?: () => boolean } = {}): Promise<number> {
+      this.polls.push(opts);
+      return 0;
+    }
+  }
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it('start - a quiet journal gets the idle share until appends arrive; a busy one the busy share; no counter, always busy', async () => {
+    let appends = 0;
+    const r = new Recording();
+    const loop = r.start(10, () => {}, { appends: () => appends, busyShareMax: 0.25, idleShareMax: 0.9, idleAppendsMax: 3 });
+    await sleep(35);
+    appends += 50; // a burst
+    const burstAt = r.polls.length;
+    await sleep(35);
+    await loop.stop();
+    const quiet = r.polls.slice(0, burstAt);
+    expect(quiet.length).to.be.greaterThan(0);
+    for (const p of quiet) expect(p.timeBudgetMs).to.be.closeTo(90, 1e-9); // 10 ms * 0.9 / 0.1
+    // The quiet poll in progress ends once more than 3 appends arrived after it started.
+    expect(quiet.at(-1)!.until!()).to.equal(true);
+    expect(r.polls[burstAt]!.timeBudgetMs, 'the poll after the burst').to.be.closeTo(10 / 3, 1e-9); // 10 ms * 0.25 / 0.75
+    expect(r.polls[burstAt]!.until).to.equal(undefined);
+
+    const plain = new Recording();
+    const loop2 = plain.start(10, () => {});
+    await sleep(25);
+    await loop2.stop();
+    expect(plain.polls.length).to.be.greaterThan(0);
+    for (const p of plain.polls) expect([p.timeBudgetMs, p.until]).to.deep.equal([10 / 3, undefined]);
+  });
+});
+
+for (const dialect of testDialects()) {
+  describe(`store projections - until [${dialect}]`, function () {
+    this.timeout(60_000);
+    it('runOnce - `until` ends a poll after its first transaction', async () => {
+      const { store, cleanup } = await openTestStore(dialect);
+      try {
+        for (let i = 0; i < 3; i++) {
+          const ev: BookEvent[] = [{ type: 'OrderAccepted', ts: 1000, orderId: 1, account: 'a1', clientOrderId: undefined, side: 'sell', orderType: 'limit', tif: 'GTC', price: 100, qty: 10, stopPrice: 0, expireAt: 0, postOnly: false, reduceOnly: false, stp: 'cancelTaker' }];
+          await store.journal.append([{ persistenceId: `book/S${i}`, expectedSeq: 0, events: ev }]);
+        }
+        const runner = new ProjectionRunner(store.db, store.journal, [ordersAndTradesProjection]);
+        // One stream per transaction: `until` lets the first run, then stops the poll.
+        expect(await runner.runOnce({ batchStreamsMax: 1, until: () => true })).to.equal(1);
+        expect(await runner.runOnce({ batchStreamsMax: 1 }), 'the rest on the next poll').to.equal(2);
+      } finally {
+        await cleanup();
+      }
+    });
+  });
+}

@@ -25,6 +25,8 @@ interface Request {
 
 let store: Store | undefined;
 let projections: { stop(): Promise<void> } | undefined;
+/** Appends received: the projection runner catches up faster while this stands still. */
+let appendsSeen = 0;
 const cursors = new Map<number, AsyncIterator<JournalPage>>();
 let nextCursor = 1;
 
@@ -45,8 +47,10 @@ async function handle(r: Request): Promise<unknown> {
   const j = s.journal;
   switch (r.op) {
     case 'append':
+      appendsSeen++;
       return j.append(a[0] as never, a[1] as never);
     case 'appendPrepared':
+      appendsSeen++;
       return j.appendPrepared(a[0] as never);
     case 'readOpen': {
       const id = nextCursor++;
@@ -90,7 +94,7 @@ async function handle(r: Request): Promise<unknown> {
     }
     case 'projections': {
       const runner = new ProjectionRunner(s.db, s.journal, allProjections.map(forHostJournal));
-      projections = runner.start(a[0] as number, (e) => parentPort!.postMessage({ id: 0, ok: false, error: errorOf(e) }));
+      projections = runner.start(a[0] as number, (e) => parentPort!.postMessage({ id: 0, ok: false, error: errorOf(e) }), { appends: () => appendsSeen });
       return null;
     }
     case 'close':

@@ -52,8 +52,25 @@ export interface CatchUpOptions {
    * Default unlimited. `start` uses it to cap the runner's share of the database.
    */
   readonly timeBudgetMs?: number;
+  /** Start no new read or transaction once this returns true (after the first transaction). */
+  readonly until?: () => boolean;
   /** `runOnce` only: project just the streams this accepts (a cluster node: the streams of the shards it owns). */
   readonly streams?: (persistenceId: string) => boolean;
+}
+
+/** `ProjectionRunner.start` options. */
+export interface StartOptions {
+  /** The runner's share of wall time while appends are arriving. Default 0.25. */
+  readonly busyShareMax?: number;
+  /**
+   * With `appends`: the share while the journal is quiet (at most `idleAppendsMax` appends since the
+   * last poll), so read models catch up quickly after a burst; the poll ends when more arrive. Default 0.9.
+   */
+  readonly idleShareMax?: number;
+  /** Appends per poll interval that still count as quiet (a venue's market maker keeps quoting). Default 3. */
+  readonly idleAppendsMax?: number;
+  /** A count of journal appends that only grows (the host's); without it every poll is busy. */
+  readonly appends?: () => number;
 }
 
 /** A journal that can read the first page of many streams in one call (`StoreJournal`). */
@@ -111,7 +128,8 @@ export class ProjectionRunner {
     const order = [...this.projections.slice(first), ...this.projections.slice(0, first)];
     // At least one transaction per call, whatever the budget, so a slow poll still makes progress.
     let started = false;
-    const inTime = () => !started || performance.now() < deadline;
+    const until = opts.until;
+    const inTime = () => !started || (performance.now() < deadline && !(until !== undefined && until()));
     for (const p of order) {
       if (!inTime()) break;
       let lag = await this.lagging(p);
@@ -244,16 +262,30 @@ export class ProjectionRunner {
    * `busyShareMax` (default 0.25) caps the runner's share of wall time while it is behind: a poll
    * starts no new work after `intervalMs * share / (1 - share)` ms, then sleeps `intervalMs`. Under a
    * burst of appends the read models fall behind instead of slowing the journal (on PGlite both share
-   * one session and one thread), and catch up at that share afterwards.
+   * one session and one thread). Given `appends`, a poll that starts after a quiet interval (at most
+   * `idleAppendsMax` appends) runs at `idleShareMax` (default 0.9) until more arrive, so they catch
+   * up quickly once the burst is over; without it they catch up at the busy share.
    */
-  start(intervalMs = 100, onError: (e: unknown) => void = () => {}, opts: { busyShareMax?: number } = {}): { stop(): Promise<void> } {
+  start(intervalMs = 100, onError: (e: unknown) => void = () => {}, opts: StartOptions = {}): { stop(): Promise<void> } {
     let stopped = false;
-    const share = Math.min(0.95, Math.max(0.01, opts.busyShareMax ?? 0.25));
-    const timeBudgetMs = (intervalMs * share) / (1 - share);
+    const budget = (share: number) => {
+      const x = Math.min(0.95, Math.max(0.01, share));
+      return (intervalMs * x) / (1 - x);
+    };
+    const busyBudgetMs = budget(opts.busyShareMax ?? 0.25);
+    const idleBudgetMs = budget(opts.idleShareMax ?? 0.9);
+    const appends = opts.appends;
+    const idleAppends = Math.max(0, opts.idleAppendsMax ?? 3);
+    let seen = appends?.() ?? 0;
     const loop = (async () => {
       while (!stopped) {
         try {
-          await this.runOnce({ timeBudgetMs });
+          // A quiet journal (at most `idleAppendsMax` appends since the last poll): catch up at the idle
+          // share, until more appends than that arrive.
+          const now = appends?.() ?? 0;
+          const idle = appends !== undefined && now - seen <= idleAppends;
+          seen = now;
+          await this.runOnce(idle ? { timeBudgetMs: idleBudgetMs, until: () => appends() - now > idleAppends } : { timeBudgetMs: busyBudgetMs });
         } catch (e) {
           onError(e);
         }
