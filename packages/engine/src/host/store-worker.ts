@@ -46,9 +46,6 @@ async function handle(r: Request): Promise<unknown> {
   const s = store!;
   const j = s.journal;
   switch (r.op) {
-    case 'append':
-      appendsSeen++;
-      return j.append(a[0] as never, a[1] as never);
     case 'appendPrepared':
       appendsSeen++;
       return j.appendPrepared(a[0] as never);
