@@ -37,28 +37,40 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number, what: s
   }
 }
 
-/** A NATS connection whose publishes on the commit subjects can be dropped (everything else passes). */
-function lossy(nc: Nats, cluster: string) {
-  const prefix = commitSubjects(cluster).decisions.slice(0, -1); // `bourse.<cluster>.c.`
-  const drop = { decisions: false, accountEvery: 0, dropped: { decisions: 0, account: 0 } };
-  let accountNotices = 0;
-  const proxy = new Proxy(nc, {
+/** `nc`, except that a publish for which `drop(subject)` says true is not sent. */
+function dropping(nc: Nats, drop: (subject: string) => boolean): Nats {
+  return new Proxy(nc, {
     get(t, k) {
       if (k === 'publish') {
-        return (subject: string, data?: Uint8Array) => {
-          if (subject.startsWith(prefix)) {
-            const kind = subject.slice(prefix.length, prefix.length + 1);
-            if (kind === 'b' && drop.decisions) return void drop.dropped.decisions++;
-            if (kind === 'a' && drop.accountEvery > 0 && ++accountNotices % drop.accountEvery === 0) return void drop.dropped.account++;
-          }
-          return t.publish(subject, data);
+        return (subject: string, data?: Uint8Array, o?: unknown) => {
+          if (!drop(subject)) (t.publish as (s: string, d?: Uint8Array, o?: unknown) => void)(subject, data, o);
         };
       }
       const v = (t as unknown as Record<string | symbol, unknown>)[k];
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
     },
   });
-  return { nc: proxy as Nats, drop };
+}
+
+/** A NATS connection whose publishes on the commit subjects can be dropped (everything else passes). */
+function lossy(nc: Nats, cluster: string) {
+  const prefix = commitSubjects(cluster).decisions.slice(0, -1); // `bourse.<cluster>.c.`
+  const drop = { decisions: false, accountEvery: 0, dropped: { decisions: 0, account: 0 } };
+  let accountNotices = 0;
+  const proxy = dropping(nc, (subject) => {
+    if (!subject.startsWith(prefix)) return false;
+    const kind = subject.slice(prefix.length, prefix.length + 1);
+    if (kind === 'b' && drop.decisions) {
+      drop.dropped.decisions++;
+      return true;
+    }
+    if (kind === 'a' && drop.accountEvery > 0 && ++accountNotices % drop.accountEvery === 0) {
+      drop.dropped.account++;
+      return true;
+    }
+    return false;
+  });
+  return { nc: proxy, drop };
 }
 
 type TestTarget = { options: { pg: string; schema: string }; drop(): Promise<void> };
@@ -186,19 +198,12 @@ describe('host - cluster failover: an order accepted by a node that dies is answ
   function muted(nc: Nats) {
     const replies = `${prefixOf(cluster)}.r.`;
     const state = { mute: false, withheld: 0 };
-    const proxy = new Proxy(nc, {
-      get(t, k) {
-        if (k === 'publish') {
-          return (subject: string, data?: Uint8Array, o?: unknown) => {
-            if (state.mute && subject.startsWith(replies)) return void state.withheld++;
-            return (t.publish as (s: string, d?: Uint8Array, o?: unknown) => void)(subject, data, o);
-          };
-        }
-        const v = (t as unknown as Record<string | symbol, unknown>)[k];
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-      },
+    const nc2 = dropping(nc, (subject) => {
+      if (!state.mute || !subject.startsWith(replies)) return false;
+      state.withheld++;
+      return true;
     });
-    return { nc: proxy as Nats, state };
+    return { nc: nc2, state };
   }
 
   const heldFor = async (account: string, clientOrderId: string): Promise<number> => {
