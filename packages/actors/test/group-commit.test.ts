@@ -26,17 +26,38 @@ describe('actors - group commit pipelining', () => {
   it('actors - with two appends in flight a participant is never in both, so its writes commit in order without conflicts', async () => {
     let inFlight = 0;
     let maxSeen = 0;
+    // The first append is held until a second one has started: two in flight by construction, not by
+    // timing (when a loaded machine let every writer into the first batch, no second could form).
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let first = true;
     const journal = new MemoryJournal({
       faults: {
         beforeAppend: async () => {
           maxSeen = Math.max(maxSeen, ++inFlight);
-          await sleep(15);
+          if (first) {
+            first = false;
+            await gate;
+          } else await sleep(15);
           inFlight--;
         },
       },
     });
     const c = new GroupCommitter(journal, new RealClock(), { windowUs: 200, batchEventsMax: 50, maxInFlight: 2 });
     const ps = Array.from({ length: 20 }, (_, i) => new P(`x/${i}`));
+    const until = async (cond: () => boolean, what: string) => {
+      for (let i = 0; !cond(); i++) {
+        if (i > 2_000) throw new Error(`timed out waiting for ${what}`);
+        await sleep(1);
+      }
+    };
+    const [a, b] = [ps.slice(0, 10), ps.slice(10)];
+    for (const p of a) p.write(c, 1);
+    await until(() => inFlight === 1, 'the first append');
+    for (const p of a) p.write(c, 1); // in flight: these wait for the first append to finish
+    for (const p of b) p.write(c, 1); // not in flight: they form the second append
+    await until(() => inFlight === 2, 'a second append while the first is held');
+    release();
     for (let round = 0; round < 40; round++) {
       for (const p of ps) if ((round + p.persistenceId.length) % 3 !== 0) p.write(c, 1 + (round % 3));
       await sleep(1);
