@@ -53,6 +53,8 @@ export interface LoadResult {
   readonly symbol: string;
   readonly rate: number;
   readonly clients: number;
+  /** Most orders in flight per client. */
+  readonly window: number;
   readonly durationS: number;
 }
 
@@ -63,7 +65,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const print = opts.print ?? ((l: string) => console.log(l));
   const clientsN = Math.max(1, Math.floor(opts.clients));
   const rate = Math.max(0, opts.rate);
-  const window = opts.window ?? (rate === 0 ? 64 : 10_000);
+  const window = Math.max(1, Math.floor(opts.window ?? (rate === 0 ? 64 : 10_000)));
   const httpUrl = opts.url.replace(/^ws/, 'http').replace(/\/ws\/?$/, '');
   const instruments = (await (await fetch(`${httpUrl}/v1/instruments`)).json()) as Instrument[];
   const inst = opts.symbol ? instruments.find((i) => i.symbol === opts.symbol) : (instruments.find((i) => i.mode === 'cash') ?? instruments[0]);
@@ -197,7 +199,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     ordersPerSec: Math.round((acked + rejected) / elapsedS),
     unanswered,
     ackP50Ms: round3(pct(sorted, 0.5)), ackP99Ms: round3(pct(sorted, 0.99)), ackP999Ms: round3(pct(sorted, 0.999)), ackMaxMs: round3(nLat ? sorted[nLat - 1]! : 0),
-    rejectsByCode, symbol, rate, clients: clientsN, durationS: opts.durationS,
+    rejectsByCode, symbol, rate, clients: clientsN, window, durationS: opts.durationS,
   };
   print(JSON.stringify(result));
   return result;

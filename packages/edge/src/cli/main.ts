@@ -169,11 +169,11 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   load: {
-    summary: 'load --url ws://HOST:PORT [--key KEY] --rate N --duration S --clients C   order load over the binary protocol (one JSON line last)',
+    summary: 'load --url ws://HOST:PORT [--key KEY] --rate N --duration S --clients C [--window W]   order load over the binary protocol (one JSON line last)',
     run: async (argv) => {
       const { values } = parseArgs({
         args: argv,
-        options: { url: { type: 'string' }, key: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, symbol: { type: 'string' } },
+        options: { url: { type: 'string' }, key: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, symbol: { type: 'string' }, window: { type: 'string' } },
         strict: true,
       });
       if (!values.url || !/^wss?:\/\//.test(values.url)) throw new UsageError('load needs --url ws://HOST:PORT');
@@ -185,6 +185,7 @@ const commands: Record<string, { summary: string; run: Handler }> = {
         durationS: optionalInt(values.duration, 'duration') ?? 10,
         clients: Math.max(1, optionalInt(values.clients, 'clients') ?? 2),
         ...(values.symbol !== undefined && { symbol: values.symbol }),
+        ...(values.window !== undefined && { window: Math.max(1, optionalInt(values.window, 'window') ?? 1) }),
       });
     },
   },
