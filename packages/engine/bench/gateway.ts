@@ -117,7 +117,9 @@ async function run(target: EmbeddedTarget | { memory: true }) {
       let sent = 0;
       const pending: Promise<void>[] = [];
       while (!stop) {
-        const due = Math.floor(((performance.now() - t0) * rate) / 1000);
+        // Orders 0..due-1 are due by now (order k at t0 + k/rate), so each leaves at its due time,
+        // not one period later.
+        const due = Math.floor(((performance.now() - t0) * rate) / 1000) + 1;
         for (; sent < due; sent++) {
           const at = t0 + (sent * 1000) / rate;
           const buy = rand(2) === 0;
