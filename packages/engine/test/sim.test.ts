@@ -101,6 +101,14 @@ describe('sim - deterministic fault-injecting cluster simulator', function () {
     console.log(`      found at seed ${seed} step ${v.step}: ${v.invariant}: ${v.detail.slice(0, 120)}`);
   });
 
+  it('sim - planted: an edge that waits for answers without a timeout is found within 2 seeds, as a liveness violation that ends the run', async () => {
+    const t0 = performance.now();
+    const { seed, v } = await firstFinding({ askWithoutTimeout: true }, 2, 2_000, ['liveness'], new Set<FaultKind>(['drop']));
+    console.log(`      found at seed ${seed} step ${v.step}: ${v.invariant}: ${v.detail.slice(0, 120)}`);
+    expect(v.detail).to.match(/no command issued for \d+ simulated ms/);
+    expect(performance.now() - t0).to.be.below(60_000);
+  });
+
   it('sim - without plants the same planted-bug seeds are clean (the findings are the plants, not noise)', async () => {
     for (const seed of [1, 2]) {
       const r = await run(seed, 1_500);

@@ -42,6 +42,8 @@ export interface Plants {
   readonly settleFillTwice?: boolean;
   /** Lease renewal without a fencing check: the KV does not compare revisions and a node renews (and resumes) tenures it lost. */
   readonly renewWithoutFence?: boolean;
+  /** The edge waits for an engine's answer without a timeout: a lost request or reply leaves its client waiting forever. */
+  readonly askWithoutTimeout?: boolean;
 }
 
 export interface WorldOptions {
@@ -73,6 +75,13 @@ export interface WorldResult {
 const EPOCH = 1_700_000_000_000;
 const LEASE_TTL_MS = 300;
 const ASK_MS = 150;
+/**
+ * Simulated ms the workload may go without issuing a command (every client waiting on an operation)
+ * before the run reports a liveness violation and moves on: a seed that can no longer make progress is
+ * a finding with a replay command, not a run that never ends. Faults stall clients for at most a
+ * second or two (downtime 400 ms, a pause 900 ms, a partition 600 ms, asks 150 ms with retries).
+ */
+const STALL_MS = 60_000;
 /** Sessions per account, each with one command in flight: the concurrency that fills a simulated ms. */
 const CLIENTS_PER_ACCOUNT = 3;
 
@@ -382,7 +391,7 @@ export class World {
   }
 
   private ask<R>(c: Client, to: string, cmd: unknown): Promise<R> {
-    return c.transport.request(to, { t: 'ask', cmd } satisfies WireAsk, ASK_MS).then(unwrapReply) as Promise<R>;
+    return c.transport.request(to, { t: 'ask', cmd } satisfies WireAsk, this.o.plants.askWithoutTimeout ? Infinity : ASK_MS).then(unwrapReply) as Promise<R>;
   }
 
   private later(ms: number): Promise<void> {
@@ -679,6 +688,7 @@ export class World {
     let issued = 0;
     let ticks = 0;
     let dt = 1;
+    let progressAt = this.clock.now();
     while (issued < this.o.steps && !(this.failed && this.o.stopOnFirst)) {
       const before = issued;
       for (let k = 0; k < perTick && issued < this.o.steps; k++) {
@@ -686,6 +696,11 @@ export class World {
         if (c.busy) continue;
         this.step = ++issued;
         this.issue(c, this.nextOp(c));
+      }
+      if (issued > before) progressAt = this.clock.now();
+      else if (this.clock.now() - progressAt > STALL_MS) {
+        this.violate('liveness', `no command issued for ${STALL_MS} simulated ms: every client is waiting on an operation that never ends (${this.clients.length} clients)`);
+        break;
       }
       this.injectFaults(dt);
       // Every client waiting (timeouts, partitions): jump to the next timer (at most 20 ms) instead of ticking idle ms.
