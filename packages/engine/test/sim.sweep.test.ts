@@ -111,6 +111,32 @@ describe('sim sweep - seeds on worker threads', function () {
     for (const i of [0, 2, 3]) expect(out[i]!.result?.finalStateHash, `seed ${i + 1}`).to.equal((await runSeed(jobs[i]!)).result!.finalStateHash);
   });
 
+  /** A worker whose thread spins forever (a synchronous hang) on seed 2 and answers every other seed at once. */
+  const spinningOnSeed2 = failing(
+    'if (job.seed === 2) { for (;;) {} } parentPort.postMessage({ seed: job.seed, ms: 1, result: { seed: job.seed, steps: job.steps, faultsInjected: {}, invariantsChecked: 1, violations: [], finalStateHash: "00", simMs: 1, stats: {} } });',
+  );
+
+  it('sim sweep - a seed past the wall timeout is stopped and is an error for that seed only, also with workers 1', async () => {
+    const jobs: SeedJob[] = [1, 2, 3].map((seed) => ({ seed, steps: 50, nodes: 2, faults: [], long: false }));
+    for (const workers of [1, 2]) {
+      const t0 = performance.now();
+      const out = await sweep(jobs, { workers, workerUrl: spinningOnSeed2, seedTimeoutMs: 1_000 });
+      expect(out.map((o) => o.seed), `workers ${workers}`).to.deep.equal([1, 2, 3]);
+      expect(out[1]!.error, `workers ${workers}`).to.match(/^timed out: no result after 1 s of wall time/);
+      expect(out[0]!.result?.seed, `workers ${workers}`).to.equal(1);
+      expect(out[2]!.result?.seed, `workers ${workers}`).to.equal(3);
+      expect(performance.now() - t0).to.be.below(15_000);
+    }
+  });
+
+  it('sim sweep - runSim reports a timed-out seed with its replay command and exit code 1', async () => {
+    const { lines, exitCode, summary } = await sim({ seeds: [1, 3], steps: 50, nodes: 2, faults: [], workers: 2, workerUrl: spinningOnSeed2, seedTimeoutS: 1, json: true });
+    expect(exitCode).to.equal(1);
+    expect(summary.errors?.map((e) => e.seed)).to.deep.equal([2]);
+    expect(lines).to.include('replay: pnpm bourse sim --seed 2 --steps 50 --nodes 2 --faults none');
+    expect(lines.find((l) => l.startsWith('ERROR seed 2:'))).to.match(/timed out/);
+  });
+
   it('sim sweep - aborting stops the sweep: it rejects with the reason and does not wait for the seeds', async () => {
     const jobs: SeedJob[] = [1, 2, 3].map((seed) => ({ seed, steps: 50, nodes: 2, faults: [], long: false }));
     const ac = new AbortController();

@@ -101,13 +101,13 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   sim: {
-    summary: 'sim --seed S | --seeds A..B [--steps N] [--nodes K] [--faults crash,partition,drop,dup,delay,store|none] [--workers W] [--json] [--long] [--no-shrink]   deterministic fault-injecting simulation; a sweep runs whole seeds on W worker threads (default one per CPU, at most one per seed; 1 = in this thread), same results in seed order; exit 1 on a violation',
+    summary: 'sim --seed S | --seeds A..B [--steps N] [--nodes K] [--faults crash,partition,drop,dup,delay,store|none] [--workers W] [--seed-timeout S] [--json] [--long] [--no-shrink]   deterministic fault-injecting simulation; a sweep runs whole seeds on W worker threads (default one per CPU, at most one per seed; 1 = in this thread), same results in seed order; a seed past S wall seconds (default with workers: max(120, steps/100); 0 = none) is stopped and reported; exit 1 on a violation or a seed error',
     run: async (argv) => {
       const { values } = parseArgs({
         args: argv,
         options: {
           seed: { type: 'string' }, seeds: { type: 'string' }, steps: { type: 'string' }, nodes: { type: 'string' }, faults: { type: 'string' },
-          workers: { type: 'string' }, json: { type: 'boolean' }, long: { type: 'boolean' }, 'no-shrink': { type: 'boolean' },
+          workers: { type: 'string' }, 'seed-timeout': { type: 'string' }, json: { type: 'boolean' }, long: { type: 'boolean' }, 'no-shrink': { type: 'boolean' },
         },
         strict: true,
       });
@@ -125,6 +125,7 @@ const commands: Record<string, { summary: string; run: Handler }> = {
       const steps = optionalInt(values.steps, 'steps');
       const nodes = optionalInt(values.nodes, 'nodes');
       const requested = optionalInt(values.workers, 'workers');
+      const seedTimeoutS = optionalInt(values['seed-timeout'], 'seed-timeout');
       if (requested === 0) throw new UsageError('--workers must be at least 1');
       const seedCount = seeds ? seeds[1] - seeds[0] + 1 : 1;
       const workers = Math.min(requested ?? defaultWorkers(seedCount), seedCount);
@@ -145,6 +146,7 @@ const commands: Record<string, { summary: string; run: Handler }> = {
           ...(nodes !== undefined && { nodes }),
           ...(faults && { faults: faults as (typeof FAULT_KINDS)[number][] }),
           workers,
+          ...(seedTimeoutS !== undefined && { seedTimeoutS }),
           signal: interrupt.signal,
           json: values.json === true,
           long: values.long === true,

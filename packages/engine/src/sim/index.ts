@@ -48,6 +48,12 @@ export interface SimOptions {
   readonly plants?: Plants;
   /** Test-only: the worker entry (see `SweepOptions.workerUrl`). */
   readonly workerUrl?: URL;
+  /**
+   * Wall seconds a seed may run before it is stopped and reported as an error with its replay command
+   * (`SweepOptions.seedTimeoutMs`; forces a worker thread). 0 = none. Default: none in this thread; with
+   * workers, max(120, steps / 100) — about 25x a seed's usual time here, so only a hang reaches it.
+   */
+  readonly seedTimeoutS?: number;
 }
 
 /** One worker thread per available CPU, at most one per seed. */
@@ -180,7 +186,14 @@ export async function runSim(options: SimOptions): Promise<{ exitCode: number; s
     } else if (!options.json && a !== b) print(`seed ${seed}: ok (${r.steps} steps, ${r.invariantsChecked} checks, hash ${r.finalStateHash})`);
   };
   const t0 = performance.now();
-  await sweep(jobs, { workers, onOutcome, ...(options.signal && { signal: options.signal }), ...(options.workerUrl && { workerUrl: options.workerUrl }) });
+  const seedTimeoutS = options.seedTimeoutS ?? (workers > 1 ? Math.max(120, Math.ceil(steps / 100)) : 0);
+  await sweep(jobs, {
+    workers,
+    onOutcome,
+    ...(seedTimeoutS > 0 && { seedTimeoutMs: seedTimeoutS * 1000 }),
+    ...(options.signal && { signal: options.signal }),
+    ...(options.workerUrl && { workerUrl: options.workerUrl }),
+  });
   const wallMs = performance.now() - t0;
   let shrunk: SimSummary['shrunk'];
   if (violations.length > 0 && options.shrink !== false) {
@@ -226,6 +239,7 @@ export function parseSimArgs(argv: readonly string[]): SimOptions {
     } else if (k === '--steps') (o.steps = Number(v)), i++;
     else if (k === '--nodes') (o.nodes = Number(v)), i++;
     else if (k === '--workers') (o.workers = Number(v)), i++;
+    else if (k === '--seed-timeout') (o.seedTimeoutS = Number(v)), i++;
     else if (k === '--faults') (o.faults = v === 'none' ? [] : (String(v).split(',') as FaultKind[])), i++;
     else if (k === '--json') o.json = true;
     else if (k === '--long') o.long = true;

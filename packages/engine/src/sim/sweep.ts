@@ -55,6 +55,12 @@ export interface SweepOptions {
   readonly signal?: AbortSignal;
   /** The worker's entry module (tests substitute a failing one). Default `sweep-worker.js` beside this file. */
   readonly workerUrl?: URL;
+  /**
+   * Wall ms a seed may take: past it, its worker is terminated and the seed's outcome is an `error`
+   * (a replacement worker takes the remaining seeds). Only a worker can be stopped mid-run, so with a
+   * timeout even `workers: 1` runs its seeds on one worker thread. Default none.
+   */
+  readonly seedTimeoutMs?: number;
 }
 
 /** Runs one seed in this thread. Never rejects: a throw becomes the outcome's `error`. */
@@ -109,7 +115,8 @@ function isOutcome(m: unknown, seed: number): m is SeedOutcome {
 export async function sweep(jobs: readonly SeedJob[], options: SweepOptions): Promise<SeedOutcome[]> {
   const { signal } = options;
   signal?.throwIfAborted();
-  if (options.workers <= 1 || jobs.length <= 1) {
+  const timed = options.seedTimeoutMs !== undefined && options.seedTimeoutMs > 0;
+  if (!timed && (options.workers <= 1 || jobs.length <= 1)) {
     const out: SeedOutcome[] = [];
     for (const job of jobs) {
       const o = await runSeed(job);
@@ -119,7 +126,7 @@ export async function sweep(jobs: readonly SeedJob[], options: SweepOptions): Pr
     }
     return out;
   }
-  return pool(jobs, Math.min(options.workers, jobs.length), options);
+  return pool(jobs, Math.max(1, Math.min(options.workers, jobs.length)), options);
 }
 
 function pool(jobs: readonly SeedJob[], size: number, options: SweepOptions): Promise<SeedOutcome[]> {
@@ -159,17 +166,27 @@ function pool(jobs: readonly SeedJob[], size: number, options: SweepOptions): Pr
       alive.add(w);
       let current: number | undefined;
       let t0 = 0;
+      let watchdog: NodeJS.Timeout | undefined;
       const give = (): void => {
         current = undefined;
+        clearTimeout(watchdog);
         if (done || nextJob >= jobs.length) {
           void w.terminate();
           return;
         }
         current = nextJob++;
         t0 = performance.now();
+        const limit = options.seedTimeoutMs;
+        if (limit !== undefined && limit > 0) {
+          watchdog = setTimeout(() => {
+            fail(`timed out: no result after ${Math.round(limit / 1000)} s of wall time (worker terminated)`);
+            void w.terminate();
+          }, limit);
+        }
         w.postMessage(jobs[current]);
       };
       const fail = (detail: string): void => {
+        clearTimeout(watchdog);
         if (current === undefined) return;
         const i = current;
         current = undefined;
