@@ -104,6 +104,55 @@ export function validateInstrument(i: Instrument): string[] {
   return p;
 }
 
+/** Every field of an `Instrument`, in a fixed order (copies, comparisons and snapshots use it). */
+export const INSTRUMENT_FIELDS = [
+  'symbol', 'mode', 'base', 'quote', 'tickSize', 'lotSize', 'minQty', 'maxQty', 'baseMultiplier', 'quoteMultiplier',
+  'maxNotional', 'priceBandBps', 'referencePrice', 'marketMaxLevels', 'marketMaxSlippageBps', 'makerFeeBps',
+  'takerFeeBps', 'maxLeverage', 'maintenanceMarginBps',
+] as const satisfies readonly (keyof Instrument)[];
+
+/** Whether two definitions are the same spec (every field equal). */
+export function sameInstrument(a: Instrument, b: Instrument): boolean {
+  return a === b || INSTRUMENT_FIELDS.every((k) => a[k] === b[k]);
+}
+
+/** A frozen plain copy of `i` with exactly the instrument fields (what journals and the wire carry). */
+export function canonicalInstrument(i: Instrument): Instrument {
+  const copy = {} as Record<string, unknown>;
+  for (const k of INSTRUMENT_FIELDS) copy[k] = i[k];
+  return Object.freeze(copy) as unknown as Instrument;
+}
+
+/** Fields an instrument definition sent at run time must name; the others default as in `defineInstrument`. */
+export const INSTRUMENT_REQUIRED_FIELDS = ['symbol', 'mode', 'base', 'quote', 'tickSize', 'lotSize'] as const satisfies readonly (keyof Instrument)[];
+
+/**
+ * An instrument definition from untrusted input (the admin API's body): a JSON object naming at least
+ * {@link INSTRUMENT_REQUIRED_FIELDS}, no field outside {@link INSTRUMENT_FIELDS}; the rest default as in
+ * `defineInstrument`, then `validateInstrument` checks the whole. Never throws.
+ * @example parseInstrument({ symbol: 'ETH-USD', mode: 'cash', base: 'ETH', quote: 'USD', tickSize: 1, lotSize: 1 }) // { ok: true, instrument }
+ */
+export function parseInstrument(x: unknown): { ok: true; instrument: Instrument } | { ok: false; problems: string[] } {
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return { ok: false, problems: ['definition: a JSON object'] };
+  const o = x as Record<string, unknown>;
+  const known = new Set<string>(INSTRUMENT_FIELDS);
+  const problems: string[] = [];
+  for (const k of Object.keys(o)) if (!known.has(k)) problems.push(`${k.slice(0, 40)}: not an instrument field`);
+  for (const k of INSTRUMENT_REQUIRED_FIELDS) if (o[k] === undefined || o[k] === null) problems.push(`${k}: required`);
+  if (o.symbol !== undefined && typeof o.symbol !== 'string') problems.push('symbol: a string');
+  if (problems.length) return { ok: false, problems };
+  const fields: Record<string, unknown> = {};
+  for (const k of INSTRUMENT_FIELDS) if (o[k] !== undefined) fields[k] = o[k];
+  const instrument = canonicalInstrument(defineInstrument(fields as Partial<Instrument> & Pick<Instrument, 'symbol'>));
+  let found: string[];
+  try {
+    found = validateInstrument(instrument);
+  } catch {
+    found = ['definition: malformed'];
+  }
+  return found.length ? { ok: false, problems: found } : { ok: true, instrument };
+}
+
 /** Quote minor units of `qty` at `price`. */
 export function notionalOf(i: Instrument, price: number, qty: number): number {
   return price * qty * i.quoteMultiplier;

@@ -488,7 +488,7 @@ export async function startEdge(opts: EdgeOptions): Promise<Edge> {
   app.ws('/', behavior);
   app.ws('/ws', behavior);
 
-  installHttp(app, { gateway, keys, metrics, log, instrumentOf, nextTrace, sessionCount: () => sessions.size, l2Depth });
+  installHttp(app, { gateway, keys, metrics, log, instrumentOf, instrumentsChanged: refreshInstruments, nextTrace, sessionCount: () => sessions.size, l2Depth });
 
   // ------------------------------------------------------------ timers: heartbeats, idle and auth deadlines, metrics
   const hbTimer = setInterval(() => {

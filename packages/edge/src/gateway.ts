@@ -26,5 +26,9 @@ export interface GatewayExtras {
   /** Prometheus text lines to append to `/metrics` (journal batch size and latency, shard ownership, ...). */
   metricsText?(): string;
   setRiskLimits?(account: string, limits: RiskLimits, ctx: CommandContext): Promise<GatewayResult>;
-  addInstrument?(instrument: Instrument, ctx: CommandContext): Promise<GatewayResult>;
+  /**
+   * Defines an instrument at run time from an untrusted definition (the HTTP body), durably: the
+   * definition in force (new, or the identical one defined before), or a typed reject.
+   */
+  addInstrument?(definition: unknown, ctx: CommandContext): Promise<GatewayResult<{ instrument: Instrument }>>;
 }

@@ -2,7 +2,7 @@
  * The HTTP JSON API: `GET /health`, `GET /metrics`, and `/v1` (schemas/PROTOCOL.md "HTTP API" lists
  * every route). Keys go in `Authorization: Bearer <key>` (or `X-API-Key`). Errors are
  * `{ "code": <reject code>, "name": "<REJECT_NAME>", "message": "..." }` with an HTTP status derived
- * from the code (400 syntax, 401 key, 403 role/account, 404 unknown, 429 throttle, 422 refused, 501
+ * from the code (400 syntax, 401 key, 403 role/account, 404 unknown, 409 conflict, 429 throttle, 422 refused, 501
  * not supported by this gateway, 503 venue unavailable).
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
@@ -21,6 +21,8 @@ export interface HttpContext {
   readonly metrics: EdgeMetrics;
   readonly log: Logger;
   readonly instrumentOf: (symbol: string) => Instrument | undefined;
+  /** The gateway's instrument list changed (one was defined through this edge): drop cached lookups. */
+  readonly instrumentsChanged?: () => void;
   readonly nextTrace: () => string;
   readonly sessionCount: () => number;
   readonly l2Depth: number;
@@ -38,6 +40,7 @@ class HttpError extends Error {
 export function statusOf(code: RejectCode): number {
   if (code === Reject.AUTH_INVALID_KEY || code === Reject.PROTO_NOT_AUTHENTICATED) return 401;
   if (code === Reject.AUTH_FORBIDDEN_ROLE || code === Reject.AUTH_ACCOUNT_NOT_PERMITTED) return 403;
+  if (code === Reject.ADMIN_INSTRUMENT_EXISTS) return 409;
   if (code === Reject.THROTTLE_ORDERS || code === Reject.THROTTLE_MESSAGES) return 429;
   if (code === Reject.PROTO_FRAME_TOO_LARGE) return 413;
   if (code < 200) return 400;
@@ -47,7 +50,7 @@ export function statusOf(code: RejectCode): number {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found', 409: '409 Conflict',
   405: '405 Method Not Allowed', 413: '413 Payload Too Large', 422: '422 Unprocessable Entity', 429: '429 Too Many Requests',
   500: '500 Internal Server Error', 501: '501 Not Implemented', 503: '503 Service Unavailable',
 };
@@ -204,8 +207,9 @@ export function installHttp(app: TemplatedApp, ctx: HttpContext): void {
   route('post', '/v1/admin/instruments', async (r) => {
     admin(r.principal);
     if (!extras.addInstrument) fail(Reject.ADMIN_INVALID_INSTRUMENT, 'this gateway cannot add instruments at run time', 501);
-    await timed(extras.addInstrument!(obj(r.body) as unknown as Instrument, { traceId: ctx.nextTrace() }));
-    return { ok: true };
+    const { instrument } = await timed(extras.addInstrument!(obj(r.body), { traceId: ctx.nextTrace() }));
+    ctx.instrumentsChanged?.();
+    return { instrument };
   });
   const status = (st: TradingStatus) => async (r: Req) => {
     admin(r.principal);

@@ -116,3 +116,83 @@ describe('edge - admin risk limits, engine metrics and trace ids (EmbeddedVenue)
     expect(engineLine, JSON.stringify(fresh)).to.deep.include({ code: Reject.RISK_POSITION_LIMIT, traceId: edgeLine?.traceId });
   });
 });
+
+describe('edge - POST /v1/admin/instruments (EmbeddedVenue)', function () {
+  this.timeout(60_000);
+  let venue: Awaited<ReturnType<typeof openEmbeddedVenue>>;
+  let edge: Edge;
+  const admin = { authorization: `Bearer ${KEYS.admin!.key}`, 'content-type': 'application/json' };
+  const alice = { authorization: `Bearer ${KEYS.alice!.key}`, 'content-type': 'application/json' };
+  const bob = { authorization: `Bearer ${KEYS.bob!.key}`, 'content-type': 'application/json' };
+  const http = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
+    const r = await fetch(`${edge.httpUrl}${path}`, { method, headers, ...(body !== undefined && { body: typeof body === 'string' ? body : JSON.stringify(body) }) });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> & unknown[] };
+  };
+  const SOL = { symbol: 'SOL-USD', mode: 'cash', base: 'SOL', quote: 'USD', tickSize: 10, lotSize: 1, makerFeeBps: 0, takerFeeBps: 20 };
+
+  before(async () => {
+    venue = await openEmbeddedVenue({ journal: new MemoryJournal() }, { instruments: DEMO_INSTRUMENTS, tickMs: 0, projectionIntervalMs: 0 });
+    const ctx = { traceId: 'setup' };
+    for (const a of ['alice', 'bob']) expect((await venue.openAccount(a, ctx)).ok).to.equal(true);
+    expect((await venue.deposit('alice', 'USD', 1_000_000, 'usd-alice', ctx)).ok).to.equal(true);
+    expect((await venue.deposit('bob', 'SOL', 1_000, 'sol-bob', ctx)).ok).to.equal(true);
+    edge = await startEdge({ gateway: venue, port: 0, keys: Object.values(KEYS), logLevel: 'silent' });
+  });
+  after(async () => {
+    await edge?.close();
+    await venue?.close();
+  });
+
+  it('edge/admin - an admin adds an instrument: listed, tradable over HTTP at once (fills settle), its depth served; the identical definition again gets the same answer', async () => {
+    expect((await http('POST', '/v1/orders', alice, { symbol: 'SOL-USD', side: 'buy', orderType: 'limit', tif: 'GTC', price: 100, qty: 1 })).body.code).to.equal(Reject.ORDER_UNKNOWN_INSTRUMENT);
+    const added = await http('POST', '/v1/admin/instruments', admin, SOL);
+    expect(added.status, JSON.stringify(added.body)).to.equal(200);
+    expect(added.body.instrument).to.deep.include({ ...SOL, minQty: 1, maxLeverage: 1 });
+    expect((await http('GET', '/v1/instruments', alice)).body.map((i) => (i as { symbol: string }).symbol)).to.include('SOL-USD');
+    expect((await http('GET', '/v1/instruments/SOL-USD', alice)).body).to.deep.equal(added.body.instrument);
+    expect((await http('POST', '/v1/admin/instruments', admin, SOL)).body).to.deep.equal(added.body);
+
+    const sell = await http('POST', '/v1/orders', bob, { symbol: 'SOL-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 500, qty: 10 });
+    expect(sell.status, JSON.stringify(sell.body)).to.equal(200);
+    const buy = await http('POST', '/v1/orders', alice, { symbol: 'SOL-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 500, qty: 4 });
+    expect(buy.status, JSON.stringify(buy.body)).to.equal(200);
+    await venue.settle();
+    const held = (a: string) => Object.fromEntries([...(venue.node.inspect(`account/${a}`)?.state as { s: { balances: Map<string, { available: number; held: number }> } }).s.balances].map(([k, b]) => [k, b.available + b.held]));
+    // 4 SOL at 500: alice pays 2000 + 4 fee (20 bps)
+    expect(held('alice')).to.deep.equal({ USD: 1_000_000 - 2_004, SOL: 4 });
+    expect(held('bob')).to.deep.equal({ SOL: 996, USD: 2_000 });
+    const depth = await http('GET', '/v1/instruments/SOL-USD/depth?levels=5', alice);
+    expect(depth.status).to.equal(200);
+    expect(depth.body).to.deep.include({ asks: [[500, 6]], bids: [] });
+  });
+
+  it('edge/admin - bad definitions get ADMIN_INVALID_INSTRUMENT (422), another spec for a known symbol ADMIN_INSTRUMENT_EXISTS (409), a non-admin key 403, no key 401', async () => {
+    const bad: unknown[] = [
+      { ...SOL, symbol: 'sol usd' }, { ...SOL, tickSize: 0 }, { ...SOL, lotSize: -1 }, { ...SOL, tickSize: '10' }, { ...SOL, mode: 'option' },
+      { symbol: 'SOL2-USD' }, { ...SOL, symbol: 'SOL2-USD', tickSzie: 1 }, { ...SOL, symbol: 'SOL2-USD', quote: 'SOL' },
+    ];
+    for (const b of bad) {
+      const r = await http('POST', '/v1/admin/instruments', admin, b);
+      expect(r.status, JSON.stringify(b)).to.equal(422);
+      expect(r.body.code, JSON.stringify(r.body)).to.equal(Reject.ADMIN_INVALID_INSTRUMENT);
+      expect(r.body.name).to.equal('ADMIN_INVALID_INSTRUMENT');
+    }
+    for (const body of ['[1]', '"x"', 'null']) expect((await http('POST', '/v1/admin/instruments', admin, body)).body.code).to.equal(Reject.PROTO_BAD_FIELD);
+    const clash = await http('POST', '/v1/admin/instruments', admin, { ...SOL, symbol: 'BTC-USD', base: 'BTC' });
+    expect(clash.status).to.equal(409);
+    expect(clash.body.code).to.equal(Reject.ADMIN_INSTRUMENT_EXISTS);
+    await http('POST', '/v1/admin/instruments', admin, SOL);
+    const changed = await http('POST', '/v1/admin/instruments', admin, { ...SOL, takerFeeBps: 30 });
+    expect(changed.status).to.equal(409);
+    expect(changed.body.code).to.equal(Reject.ADMIN_INSTRUMENT_EXISTS);
+    const role = await http('POST', '/v1/admin/instruments', alice, { ...SOL, symbol: 'SOL3-USD' });
+    expect(role.status).to.equal(403);
+    expect(role.body.code).to.equal(Reject.AUTH_FORBIDDEN_ROLE);
+    const anon = await http('POST', '/v1/admin/instruments', { 'content-type': 'application/json' }, { ...SOL, symbol: 'SOL3-USD' });
+    expect(anon.status).to.equal(401);
+    const symbols = venue.instruments().map((i) => i.symbol);
+    expect(symbols).to.not.include('SOL2-USD');
+    expect(symbols).to.not.include('SOL3-USD');
+    expect(venue.instruments().find((i) => i.symbol === 'SOL-USD')?.takerFeeBps).to.equal(20);
+  });
+});

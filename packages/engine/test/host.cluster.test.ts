@@ -13,7 +13,7 @@ import type { ClusterNodeOptions } from '@bourse/actors';
 import { openStore } from '@bourse/store';
 import type { Store } from '@bourse/store';
 import type { LedgerEvent } from '@bourse/schemas';
-import { startEngineNode, ClusterGateway, commitSubjects, isRuntimeRecord, resendable } from '../src/host/index.js';
+import { startEngineNode, ClusterGateway, CLUSTER_SHARDS, commitSubjects, isRuntimeRecord, resendable } from '../src/host/index.js';
 import type { EngineNode } from '../src/host/index.js';
 import type { PrivateEvent } from '../src/venue/gateway.js';
 import { SPOT } from './traders.js';
@@ -87,6 +87,32 @@ async function startInfra(): Promise<{ nats: NatsServer; target: TestTarget; sto
     await nats.stop(); // by its pid: nothing is left running when Postgres is missing
     throw e;
   }
+}
+
+/** A suite's private nats-server and Postgres schema (before), and the teardown of what its test started (after). */
+function clusterSuite(tag: string) {
+  const s = {
+    nats: undefined as NatsServer | undefined,
+    target: undefined as TestTarget | undefined,
+    store: undefined as Store | undefined,
+    ncs: [] as Nats[],
+    nodes: [] as EngineNode[],
+    gws: [] as ClusterGateway[],
+    cluster: `${tag}${process.pid}${Math.random().toString(36).slice(2, 6)}`,
+  };
+  before(async function () {
+    if (!existsSync(NATS_BIN)) this.skip();
+    ({ nats: s.nats, target: s.target, store: s.store } = await startInfra());
+  });
+  after(async () => {
+    for (const g of s.gws) await g.close();
+    for (const n of s.nodes) await n.stop().catch(() => n.kill());
+    for (const nc of s.ncs) await nc.close().catch(() => {});
+    await s.store?.close().catch(() => {});
+    await s.target?.drop().catch(() => {});
+    await s.nats?.stop();
+  });
+  return s;
 }
 
 describe('host - cluster mode (engine node + edge gateway over NATS and Postgres, in one process)', function () {
@@ -172,31 +198,11 @@ describe('host - cluster mode (engine node + edge gateway over NATS and Postgres
 
 describe('host - cluster failover: an order accepted by a node that dies is answered by the next owner', function () {
   this.timeout(60_000);
-  let nats: NatsServer | undefined;
-  let target: TestTarget | undefined;
-  let store: Store | undefined;
-  const ncs: Nats[] = [];
-  const nodes: EngineNode[] = [];
-  let gw: ClusterGateway | undefined;
-  const cluster = `f${process.pid}${Math.random().toString(36).slice(2, 6)}`;
-
-  before(async function () {
-    if (!existsSync(NATS_BIN)) this.skip();
-    ({ nats, target, store } = await startInfra());
-  });
-
-  after(async () => {
-    await gw?.close();
-    for (const n of nodes) await n.stop().catch(() => n.kill());
-    for (const nc of ncs) await nc.close().catch(() => {});
-    await store?.close().catch(() => {});
-    await target?.drop().catch(() => {});
-    await nats?.stop();
-  });
+  const suite = clusterSuite('f');
 
   /** A node connection whose answers to asks can be withheld (the node accepts and executes, the edge hears nothing). */
   function muted(nc: Nats) {
-    const replies = `${prefixOf(cluster)}.r.`;
+    const replies = `${prefixOf(suite.cluster)}.r.`;
     const state = { mute: false, withheld: 0 };
     const nc2 = dropping(nc, (subject) => {
       if (!state.mute || !subject.startsWith(replies)) return false;
@@ -208,21 +214,22 @@ describe('host - cluster failover: an order accepted by a node that dies is answ
 
   const heldFor = async (account: string, clientOrderId: string): Promise<number> => {
     let n = 0;
-    for await (const page of store!.journal.read(`account/${account}`, 1)) {
+    for await (const page of suite.store!.journal.read(`account/${account}`, 1)) {
       for (const e of page.events) if ((e as LedgerEvent).type === 'OrderHeld' && (e as { clientOrderId?: string }).clientOrderId === clientOrderId) n++;
     }
     return n;
   };
 
   it('host - failover: the edge resends an order with a clientOrderId; the new owner answers it from the journal, executed once, long before the ask timeout', async () => {
-    const rawA = await connectNats(nats!.url, 'test-node-a');
-    ncs.push(rawA);
+    const rawA = await connectNats(suite.nats!.url, 'test-node-a');
+    suite.ncs.push(rawA);
     const a = muted(rawA);
-    const nodeA = await startEngineNode({ nodeId: 'a', nc: a.nc, cluster, instruments: [SPOT], store: store!, tickMs: 0, projectionIntervalMs: 0 });
-    nodes.push(nodeA);
-    const ncEdge = await connectNats(nats!.url, 'test-edge');
-    ncs.push(ncEdge);
-    gw = await ClusterGateway.open({ nc: ncEdge, cluster, instruments: [SPOT], journal: store!.journal, reads: store!.readModels, outcomeAskAfterMs: 200, recheckMs: 300, askTimeoutMs: 30_000, resendAfterMs: 1_000 });
+    const nodeA = await startEngineNode({ nodeId: 'a', nc: a.nc, cluster: suite.cluster, instruments: [SPOT], store: suite.store!, tickMs: 0, projectionIntervalMs: 0 });
+    suite.nodes.push(nodeA);
+    const ncEdge = await connectNats(suite.nats!.url, 'test-edge');
+    suite.ncs.push(ncEdge);
+    const gw = await ClusterGateway.open({ nc: ncEdge, cluster: suite.cluster, instruments: [SPOT], journal: suite.store!.journal, reads: suite.store!.readModels, outcomeAskAfterMs: 200, recheckMs: 300, askTimeoutMs: 30_000, resendAfterMs: 1_000 });
+    suite.gws.push(gw);
     expect((await gw.openAccount('carol', ctx)).ok).to.equal(true);
     expect((await gw.deposit('carol', 'USD', 100_000_000, 'usd-carol', ctx)).ok).to.equal(true);
     const order = { symbol: 'BTC-USD', side: 'buy' as const, orderType: 'limit' as const, tif: 'GTC' as const, price: 900, qty: 2, clientOrderId: 'fo-1' };
@@ -236,9 +243,9 @@ describe('host - cluster failover: an order accepted by a node that dies is answ
     nodeA.kill();
 
     // Node b takes the shards over once a's leases expire and recovers the ledger from the journal.
-    const rawB = await connectNats(nats!.url, 'test-node-b');
-    ncs.push(rawB);
-    nodes.push(await startEngineNode({ nodeId: 'b', nc: rawB, cluster, instruments: [SPOT], store: store!, tickMs: 0, projectionIntervalMs: 0 }));
+    const rawB = await connectNats(suite.nats!.url, 'test-node-b');
+    suite.ncs.push(rawB);
+    suite.nodes.push(await startEngineNode({ nodeId: 'b', nc: rawB, cluster: suite.cluster, instruments: [SPOT], store: suite.store!, tickMs: 0, projectionIntervalMs: 0 }));
     const r = await answer;
     const elapsed = performance.now() - t0;
     expect(r.ok, JSON.stringify(r)).to.equal(true);
@@ -257,9 +264,104 @@ describe('host - cluster failover: an order accepted by a node that dies is answ
     expect(resendable({ a: 'x', c: { type: '$outcome', orderId: 1 } })).to.equal(true);
     expect(resendable({ a: 'x', c: { type: '$state' } })).to.equal(true);
     expect(resendable({ type: 'List' })).to.equal(true);
+    expect(resendable({ type: 'ListInstruments' })).to.equal(true);
+    // a define is answered as the first time when sent again (the registry executes nothing twice)
+    expect(resendable({ type: 'DefineInstrument', ts: 1, instrument: {} })).to.equal(true);
     expect(resendable({ type: 'OpenAccount', account: 'x' })).to.equal(false);
     expect(resendable({ a: 'x', c: { type: 'CancelOrder', orderId: 1 } })).to.equal(false);
     expect(resendable(null)).to.equal(false);
     expect(resendable('List')).to.equal(false);
+  });
+});
+
+describe('host - cluster: an instrument defined at run time through one edge trades on a book another node hosts', function () {
+  this.timeout(60_000);
+  const suite = clusterSuite('i');
+  const { ncs, nodes, gws, cluster } = suite;
+
+  /** While on, the registry's definition notices are lost: nodes and edges learn by their periodic re-read. */
+  const lose = { definitions: false };
+  const startNode = async (id: string) => {
+    const nc = await connectNats(suite.nats!.url, `test-node-${id}`);
+    ncs.push(nc);
+    const lossyNc = dropping(nc, (subject) => lose.definitions && subject === commitSubjects(cluster).instruments);
+    const n = await startEngineNode({ nodeId: id, nc: lossyNc, cluster, instruments: [SPOT], store: suite.store!, tickMs: 0, projectionIntervalMs: 50, instrumentsRefreshMs: 500 });
+    nodes.push(n);
+    return n;
+  };
+  const startEdge = async (id: string) => {
+    const nc = await connectNats(suite.nats!.url, `test-edge-${id}`);
+    ncs.push(nc);
+    const g = await ClusterGateway.open({ nc, cluster, instruments: [SPOT], journal: suite.store!.journal, reads: suite.store!.readModels, outcomeAskAfterMs: 500, instrumentsRefreshMs: 500 });
+    gws.push(g);
+    return g;
+  };
+  const fillsOf = async (account: string): Promise<number> => {
+    let qty = 0;
+    for await (const page of suite.store!.journal.read(`account/${account}`, 1)) {
+      for (const e of page.events) if ((e as LedgerEvent).type === 'FillSettled' && (e as { symbol?: string }).symbol !== 'BTC-USD') qty += (e as { qty: number }).qty;
+    }
+    return qty;
+  };
+
+  it('host/instruments - define through edge 1 (registry on one node), the book on the other node learns it; both edges trade it, fills settle, L2 and read models follow; a restarted cluster still has it', async () => {
+    const [n1, n2] = await Promise.all([startNode('n1'), startNode('n2')]);
+    const owns = (n: EngineNode, pid: string) => n.cluster.servedShards().includes(n.cluster.shards.shardOf(pid).key);
+    const total = Object.values(CLUSTER_SHARDS).reduce((a, b) => a + b, 0);
+    await until(() => n1.cluster.servedShards().length > 0 && n2.cluster.servedShards().length > 0 && n1.cluster.servedShards().length + n2.cluster.servedShards().length === total, 15_000, 'two nodes sharing the shards');
+    const registryNode = owns(n1, 'venue/registry') ? n1 : n2;
+    const other = registryNode === n1 ? n2 : n1;
+    // A symbol whose book (and market data) the node without the registry hosts.
+    const [symbol, symbol2] = ['ETH-USD', 'SOL-USD', 'ADA-USD', 'XRP-USD', 'DOT-USD', 'LTC-USD', 'BCH-USD', 'LINK-USD', 'AVAX-USD', 'ATOM-USD', 'NEAR-USD', 'UNI-USD', 'ETC-USD', 'FIL-USD', 'XLM-USD', 'TRX-USD']
+      .filter((s) => owns(other, `book/${s}`) && owns(other, `md/${s}`)) as [string, string];
+    expect(symbol2, 'two symbols hosted by the other node').to.be.a('string');
+    const base = symbol.split('-')[0]!;
+
+    const [gw1, gw2] = await Promise.all([startEdge('e1'), startEdge('e2')]);
+    const def = { symbol, mode: 'cash', base, quote: 'USD', tickSize: 5, lotSize: 1, takerFeeBps: 10 };
+    const added = await gw1.addInstrument(def, ctx);
+    expect(added.ok, JSON.stringify(added)).to.equal(true);
+    expect(gw1.instruments().map((i) => i.symbol)).to.include(symbol);
+    expect(registryNode.instruments.has(symbol)).to.equal(true);
+    // The other edge and the book's node hear of it from the registry's commit notice.
+    await until(() => gw2.instruments().some((i) => i.symbol === symbol) && other.instruments.has(symbol), 5_000, 'edge 2 and the book node to learn the instrument');
+    expect(await gw2.addInstrument(def, ctx)).to.deep.equal(added);
+    expect((await gw2.addInstrument({ ...def, tickSize: 1 }, ctx)) as { code?: number }).to.deep.include({ ok: false, code: 5001 });
+
+    for (const a of ['m', 't']) expect((await gw1.openAccount(a, ctx)).ok).to.equal(true);
+    expect((await gw1.deposit('m', base, 1_000, 'd1', ctx)).ok).to.equal(true);
+    expect((await gw2.deposit('t', 'USD', 1_000_000, 'd2', ctx)).ok).to.equal(true);
+    const sell = await gw1.placeOrder('m', { symbol, side: 'sell', orderType: 'limit', tif: 'GTC', price: 100, qty: 10, clientOrderId: 's1' }, ctx);
+    expect(sell.ok, JSON.stringify(sell)).to.equal(true);
+    const buy = await gw2.placeOrder('t', { symbol, side: 'buy', orderType: 'limit', tif: 'IOC', price: 100, qty: 4, clientOrderId: 'b1' }, ctx);
+    expect(buy.ok, JSON.stringify(buy)).to.equal(true);
+    expect(other.cluster.node.inspect(`book/${symbol}`), 'the book lives on the other node').to.not.equal(undefined);
+    await until(async () => (await fillsOf('t')) === 4 && (await fillsOf('m')) === 4, 10_000, 'both sides settled');
+    await until(async () => gw2.l2Snapshot(symbol, 10)?.asks[0]?.[1] === 6 && gw1.l2Snapshot(symbol, 10)?.asks[0]?.[1] === 6, 5_000, 'L2 on both edges');
+    await until(async () => (await gw2.reads.trades({ instrument: symbol }, 0, Date.now() + 1, { limit: 10 })).items.length === 1, 10_000, 'the trade in the read model');
+    await until(async () => (await gw2.reads.balancesByAccount('t')).some((b) => b.asset === base && b.available === 4), 10_000, 'the balance in the read model');
+
+    // A definition whose notice is lost: the other edge and the book's node learn it by their re-read (500 ms here).
+    lose.definitions = true;
+    const t0 = Date.now();
+    expect((await gw1.addInstrument({ ...def, symbol: symbol2, base: symbol2.split('-')[0] }, ctx)).ok).to.equal(true);
+    await until(() => gw2.instruments().some((i) => i.symbol === symbol2) && other.instruments.has(symbol2), 5_000, 'the re-reads to find the second instrument');
+    expect(Date.now() - t0).to.be.below(2_000);
+    lose.definitions = false;
+    const rest = await gw2.placeOrder('t', { symbol: symbol2, side: 'buy', orderType: 'limit', tif: 'GTC', price: 50, qty: 1, clientOrderId: 'b3' }, ctx);
+    expect(rest.ok, JSON.stringify(rest)).to.equal(true);
+    expect(other.cluster.node.inspect(`book/${symbol2}`)).to.not.equal(undefined);
+
+    // Every process restarts: a new node and a new edge know the instrument from the journal.
+    for (const g of gws.splice(0)) await g.close();
+    for (const n of nodes.splice(0)) await n.stop();
+    const n3 = await startNode('n3');
+    await until(() => n3.cluster.servedShards().length === total, 15_000, 'n3 serving every shard');
+    const gw3 = await startEdge('e3');
+    expect(gw3.instruments().map((i) => i.symbol).sort()).to.deep.equal(['BTC-USD', symbol, symbol2].sort());
+    expect(gw3.l2Snapshot(symbol, 10)?.asks).to.deep.equal([[100, 6]]);
+    const again = await gw3.placeOrder('t', { symbol, side: 'buy', orderType: 'limit', tif: 'IOC', price: 100, qty: 6, clientOrderId: 'b2' }, ctx);
+    expect(again.ok, JSON.stringify(again)).to.equal(true);
+    await until(async () => (await fillsOf('t')) === 10, 10_000, 'the second buy settled');
   });
 });

@@ -23,11 +23,11 @@ import { AskTimeoutError, ClusterNode, NatsTransport, ShardMap, clusterStatus, p
 import type { ClusterLogRecord, ClusterNodeOptions, GroupCommitOptions, Journal, NodeEvent } from '@bourse/actors';
 import { ProjectionRunner, allProjections } from '@bourse/store';
 import type { Store } from '@bourse/store';
-import { ACCOUNT_NO_MAX, validateInstrument } from '@bourse/schemas';
+import { ACCOUNT_NO_MAX, sameInstrument, validateInstrument } from '@bourse/schemas';
 import type { BookEvent, Instrument } from '@bourse/schemas';
 import type { VenueReads } from '../venue/gateway.js';
 import { bookKind, ledgerKind, mdKind, registryKind } from './kinds.js';
-import type { AccountOpened, HostDirectory } from './kinds.js';
+import type { HostDirectory, RegistryEvent } from './kinds.js';
 import { HostJournal } from './journal.js';
 import { forHostJournal, isRuntimeRecord } from './projections.js';
 import { VenueCore } from './core.js';
@@ -55,6 +55,8 @@ export function commitSubjects(cluster: string) {
     mdAll: `${p}.m.>`,
     /** Registry additions: `[[account, accountNo], ...]`. */
     registry: `${p}.r`,
+    /** Instruments defined at run time, once journaled by the registry: `[instrument, ...]`. */
+    instruments: `${p}.i`,
   };
 }
 
@@ -84,8 +86,13 @@ export interface EngineNodeOptions {
   readonly nc: Nats;
   /** Cluster name (default `bourse`): subjects `bourse.<cluster>.…`, KV bucket `bourse-<cluster>`. */
   readonly cluster?: string;
-  /** Static configuration: the same list on every node and edge of the cluster. */
+  /** Configured instruments: the same list on every node and edge of the cluster (more are defined at run time through `venue/registry`). */
   readonly instruments: readonly Instrument[];
+  /**
+   * Re-read the instruments defined at run time this often (ms), in case a notice was lost; also at
+   * start and whenever an entity needs an instrument not known here. Default 5000.
+   */
+  readonly instrumentsRefreshMs?: number;
   /** Appends and fence raises (and the read models, when `projections` is given). */
   readonly store: Store;
   /** Entity recovery reads on a pool of their own (default `store`). */
@@ -105,7 +112,9 @@ export interface EngineNode {
   readonly cluster: ClusterNode;
   readonly journal: HostJournal;
   /** Commit notices published, by kind. */
-  readonly published: { decisions: number; account: number; md: number; registry: number; messages: number };
+  readonly published: { decisions: number; account: number; md: number; registry: number; instruments: number; messages: number };
+  /** Every instrument this node knows: configured, then those defined at run time as heard of. */
+  readonly instruments: ReadonlyMap<string, Instrument>;
   /** Graceful: hands its shards off, commits what is buffered. Does not close the stores or NATS. */
   stop(): Promise<void>;
   /** As a crash would. */
@@ -115,15 +124,28 @@ export interface EngineNode {
 export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode> {
   const clusterName = o.cluster ?? 'bourse';
   const subjects = commitSubjects(clusterName);
-  const instruments = instrumentMap(o.instruments);
+  const configured = instrumentMap(o.instruments);
+  const instruments = new Map(configured);
   const accounts = new Map<string, number>();
   const nc = o.nc;
   const report = (where: string, error: unknown) => o.onEvent?.({ type: 'error', where, error });
-  const published = { decisions: 0, account: 0, md: 0, registry: 0, messages: 0 };
+  const published = { decisions: 0, account: 0, md: 0, registry: 0, instruments: 0, messages: 0 };
+  /** An instrument the registry defined: known here from now on (a known symbol keeps its definition). */
+  const learn = (i: Instrument): void => {
+    const known = instruments.get(i?.symbol);
+    if (known !== undefined) {
+      if (!sameInstrument(known, i)) report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this node's; keeping this node's`));
+      return;
+    }
+    const problems = validateInstrument(i);
+    if (problems.length) report('instruments', new Error(`instrument ${String(i?.symbol)} from the registry is invalid: ${problems.join('; ')}`));
+    else instruments.set(i.symbol, i);
+  };
 
   // Commit notices of one append, flushed together once the append's writes have been tapped.
   let decisions: [number, number][] = [];
   let registry: [string, number][] = [];
+  let defined: Instrument[] = [];
   let flushScheduled = false;
   const flush = () => {
     flushScheduled = false;
@@ -136,6 +158,11 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
       nc.publish(subjects.registry, pack(registry));
       published.messages++;
       registry = [];
+    }
+    if (defined.length) {
+      nc.publish(subjects.instruments, pack(defined));
+      published.messages++;
+      defined = [];
     }
   };
   const tap = (pid: string, from: number, recs: readonly unknown[]) => {
@@ -162,14 +189,19 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
       published.messages++;
     } else if (pid === 'venue/registry') {
       for (const r of recs) {
-        const e = r as AccountOpened;
-        if (e.type !== 'AccountOpened') continue;
-        accounts.set(e.account, e.accountNo);
-        registry.push([e.account, e.accountNo]);
-        published.registry++;
+        const e = r as RegistryEvent;
+        if (e.type === 'AccountOpened') {
+          accounts.set(e.account, e.accountNo);
+          registry.push([e.account, e.accountNo]);
+          published.registry++;
+        } else if (e.type === 'InstrumentDefined') {
+          learn(e.instrument);
+          defined.push(e.instrument);
+          published.instruments++;
+        }
       }
     } else return;
-    if (!flushScheduled && (decisions.length || registry.length)) {
+    if (!flushScheduled && (decisions.length || registry.length || defined.length)) {
       flushScheduled = true;
       queueMicrotask(flush);
     }
@@ -182,8 +214,34 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
       for (const [a, n] of unpack(msg.data) as [string, number][]) accounts.set(a, n);
     },
   });
+  // Run-time instruments: the registry's list, its definitions as they are published, a periodic re-read.
+  const instSub = nc.subscribe(subjects.instruments, {
+    callback: (err, msg) => {
+      if (err) return;
+      for (const i of unpack(msg.data) as Instrument[]) learn(i);
+    },
+  });
   let listing: Promise<void> | undefined;
+  let instListing: Promise<void> | undefined;
+  let instListedAt = 0;
   let cn: ClusterNode | undefined;
+  const refreshInstruments = (): Promise<void> => {
+    instListing ??= (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const list = await cn!.node.ask<Instrument[]>('venue/registry', { type: 'ListInstruments' }, 5_000);
+          for (const i of list) learn(i);
+          return;
+        } catch (e) {
+          if (attempt >= 5) throw e;
+        }
+      }
+    })().finally(() => {
+      instListing = undefined;
+      instListedAt = Date.now();
+    });
+    return instListing;
+  };
   const refresh = (): Promise<void> => {
     listing ??= (async () => {
       for (let attempt = 0; ; attempt++) {
@@ -200,6 +258,10 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
   };
   const dir: HostDirectory = {
     instruments,
+    // At most one re-read in flight, and one per 200 ms (a miss repeats while the read is on its way).
+    missingInstrument: () => {
+      if (cn && !instListing && Date.now() - instListedAt >= 200) void refreshInstruments().catch((e: unknown) => report('instruments', e));
+    },
     accountNo: (a) => {
       const n = accounts.get(a);
       if (n === undefined && cn) void refresh().catch((e: unknown) => report('registry', e));
@@ -212,7 +274,7 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
     nodeId: o.nodeId,
     nc,
     cluster: clusterName,
-    kinds: [bookKind(dir), ledgerKind(dir), mdKind(), registryKind(ACCOUNT_NO_MAX)],
+    kinds: [bookKind(dir), ledgerKind(dir), mdKind(), registryKind(ACCOUNT_NO_MAX, configured)],
     journal,
     controlJournal: o.store.journal,
     shards: o.shards ?? CLUSTER_SHARDS,
@@ -228,6 +290,10 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
   });
   const node = cn;
   void refresh().catch((e: unknown) => report('registry', e));
+  void refreshInstruments().catch((e: unknown) => report('instruments', e));
+  const instrumentsRefreshMs = o.instrumentsRefreshMs ?? 5_000;
+  const instTimer = instrumentsRefreshMs > 0 ? setInterval(() => void refreshInstruments().catch((e: unknown) => report('instruments', e)), instrumentsRefreshMs) : undefined;
+  instTimer?.unref?.();
 
   const servedSet = () => new Set(node.servedShards());
   const serves = (served: Set<string>, pid: string) => served.has(node.shards.shardOf(pid).key);
@@ -283,19 +349,24 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
     cluster: node,
     journal,
     published,
+    instruments,
     async stop() {
       if (ticker) clearInterval(ticker);
+      if (instTimer) clearInterval(instTimer);
       projStop = true;
       await projLoop;
       await node.stop();
       flush();
       regSub.unsubscribe();
+      instSub.unsubscribe();
     },
     kill() {
       if (ticker) clearInterval(ticker);
+      if (instTimer) clearInterval(instTimer);
       projStop = true;
       node.kill();
       regSub.unsubscribe();
+      instSub.unsubscribe();
     },
   };
 }
@@ -313,6 +384,8 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
   readonly shards?: Readonly<Record<string, number>>;
   /** Private subscriptions re-read the journal this often (a lost notice on a quiet stream). Default 5000 ms. */
   readonly recheckMs?: number;
+  /** Re-read the instruments defined at run time this often (a lost definition notice). Default 5000 ms; 0 = never. */
+  readonly instrumentsRefreshMs?: number;
   /**
    * A resendable ask (see {@link resendable}) not answered within this many ms is sent again, then
    * after twice as long, and so on, until the ask's own timeout. Default 2500 ms; 0 = never resend.
@@ -331,7 +404,8 @@ export interface ClusterGatewayOptions extends VenueCoreOptions {
 export function resendable(message: unknown): boolean {
   if (typeof message !== 'object' || message === null) return false;
   const m = message as { type?: unknown; c?: { type?: unknown; cmd?: { clientOrderId?: unknown } } };
-  if (m.type === 'List') return true;
+  // Reads, and a define: the registry answers an identical definition as the first time, executing nothing.
+  if (m.type === 'List' || m.type === 'ListInstruments' || m.type === 'DefineInstrument') return true;
   const t = m.c?.type;
   if (t === '$outcome' || t === '$state') return true;
   return t === '$place' && typeof m.c?.cmd?.clientOrderId === 'string';
@@ -354,6 +428,8 @@ export class ClusterGateway extends VenueCore {
   readonly stats = { notices: 0, resends: 0 };
   readonly #resendAfterMs: number;
   #recheck: ReturnType<typeof setInterval> | undefined;
+  #instTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #instrumentsRefreshMs: number;
   #statusTimer: ReturnType<typeof setInterval> | undefined;
   #shardLines = '';
   readonly #cluster: string;
@@ -366,6 +442,7 @@ export class ClusterGateway extends VenueCore {
     this.#journal = o.journal;
     this.#nc = o.nc;
     this.#recheckMs = Math.max(50, o.recheckMs ?? 5_000);
+    this.#instrumentsRefreshMs = Math.max(0, o.instrumentsRefreshMs ?? 5_000);
     this.#resendAfterMs = Math.max(0, o.resendAfterMs ?? 2_500);
     const cluster = (this.#cluster = o.cluster ?? 'bourse');
     this.#subjects = commitSubjects(cluster);
@@ -436,12 +513,23 @@ export class ClusterGateway extends VenueCore {
           for (const [a, n] of unpack(msg.data) as [string, number][]) this.noteAccount(a, n);
         },
       }),
+      this.#nc.subscribe(s.instruments, {
+        callback: (err, msg) => {
+          if (err) return;
+          for (const i of unpack(msg.data) as Instrument[]) this.learnInstrument(i);
+        },
+      }),
     );
     await this.#nc.flush();
     await this.startCore();
     // A lost notice is noticed on the stream's next write; a quiet stream is re-read now and then.
     this.#recheck = setInterval(() => this.recheckPrivate(), this.#recheckMs);
     this.#recheck.unref?.();
+    // A lost definition notice: the instrument is learned at the next re-read.
+    if (this.#instrumentsRefreshMs > 0) {
+      this.#instTimer = setInterval(() => void this.refreshInstruments().catch((e: unknown) => this.report('instruments', e)), this.#instrumentsRefreshMs);
+      this.#instTimer.unref?.();
+    }
     // Shard ownership for /metrics, from the lease bucket (read every 5 s; metricsText is synchronous).
     const readStatus = () =>
       void clusterStatus(this.#nc, { cluster: this.#cluster }).then(
@@ -498,6 +586,7 @@ export class ClusterGateway extends VenueCore {
   async close(): Promise<void> {
     if (!this.stopCore()) return;
     if (this.#recheck) clearInterval(this.#recheck);
+    if (this.#instTimer) clearInterval(this.#instTimer);
     if (this.#statusTimer) clearInterval(this.#statusTimer);
     for (const s of this.#subs) s.unsubscribe();
     for (const s of this.#accountSubs.values()) s.unsubscribe();

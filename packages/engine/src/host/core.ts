@@ -10,17 +10,18 @@
  * subjects). Hosts: `EmbeddedVenue` (embedded.ts) and `ClusterGateway` (cluster.ts).
  */
 import type { Journal, JournalPage, NodeEvent } from '@bourse/actors';
-import { Reject, validateInstrument } from '@bourse/schemas';
+import { Reject, parseInstrument, sameInstrument, validateInstrument } from '@bourse/schemas';
 import type { BookEvent, Instrument, L2Snapshot, LedgerEvent, MdEvent, RejectCode, RiskLimits, Side, TradingStatus } from '@bourse/schemas';
 import { l2Snapshot as l2Of, marketDataMachine } from '../marketdata/index.js';
 import type { MdState } from '../marketdata/index.js';
 import type { CommandContext, GatewayResult, PrivateEvent, PublicEvent, Unsubscribe, VenueGateway, VenueReads } from '../venue/gateway.js';
 import type { OrderRequest } from '../venue/venue.js';
 import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
-import type { BookOutcome, HostDirectory, PlaceReply } from './kinds.js';
+import type { BookOutcome, DefineReply, HostDirectory, PlaceReply } from './kinds.js';
 import { isRuntimeRecord } from './projections.js';
 
 export interface VenueCoreOptions {
+  /** Configured instruments (the same on every process); those defined at run time come from `venue/registry`. */
   readonly instruments: readonly Instrument[];
   /** Command clock (ms), stamped at ingress. Default Date.now. */
   readonly now?: () => number;
@@ -88,6 +89,8 @@ interface Waiter {
 export abstract class VenueCore implements VenueGateway {
   abstract readonly reads: VenueReads;
   readonly #instruments = new Map<string, Instrument>();
+  readonly #configured = new Map<string, Instrument>();
+  #coreStarted = false;
   readonly #accounts = new Map<string, number>();
   readonly #now: () => number;
   readonly #askMs: number;
@@ -119,6 +122,7 @@ export abstract class VenueCore implements VenueGateway {
       if (problems.length) throw new RangeError(`instrument ${i.symbol}: ${problems.join('; ')}`);
       if (this.#instruments.has(i.symbol)) throw new RangeError(`instrument ${i.symbol} defined twice`);
       this.#instruments.set(i.symbol, i);
+      this.#configured.set(i.symbol, i);
       this.#mdMachines.set(i.symbol, marketDataMachine(i.symbol));
     }
     this.#now = coreOptions.now ?? Date.now;
@@ -143,10 +147,16 @@ export abstract class VenueCore implements VenueGateway {
     return { instruments: this.#instruments, accountNo: (a) => this.#accounts.get(a) };
   }
 
-  /** Loads the account registry and the committed L2 of every instrument; starts the sweeper and the ticker. */
+  /** The configured instruments (the registry refuses to redefine them differently). */
+  protected get configuredInstruments(): ReadonlyMap<string, Instrument> {
+    return this.#configured;
+  }
+
+  /** Loads the account registry, the instruments defined at run time and the committed L2 of every instrument; starts the sweeper and the ticker. */
   protected async startCore(): Promise<void> {
-    await this.refreshAccounts();
+    await Promise.all([this.refreshAccounts(), this.refreshInstruments()]);
     await Promise.all([...this.#instruments.keys()].map((s) => this.#loadShadow(s)));
+    this.#coreStarted = true;
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.min(1_000, this.#askMs / 4, this.#outcomeAskMs || Infinity)));
     this.#sweeper.unref?.();
     const tickMs = this.coreOptions.tickMs ?? 1000;
@@ -161,6 +171,38 @@ export abstract class VenueCore implements VenueGateway {
     const list = await this.ask<[string, number][]>('venue/registry', { type: 'List' }, this.#askMs);
     for (const [a, n] of list) this.#accounts.set(a, n);
     this.#listedAt = Date.now();
+  }
+
+  /** Re-reads the instruments defined at run time (`venue/registry`) and learns the new ones. */
+  protected async refreshInstruments(): Promise<void> {
+    const list = await this.ask<Instrument[]>('venue/registry', { type: 'ListInstruments' }, this.#askMs);
+    for (const i of list) this.learnInstrument(i);
+  }
+
+  /**
+   * An instrument defined at run time (here, or elsewhere and heard from the registry's notices or a
+   * re-read): from now on it is listed, tradable and streamed here. Configured and known definitions
+   * win over a different one (reported: the registry refuses conflicting definitions, so that only
+   * happens when the configuration changed after a run-time definition). True when it was new here.
+   */
+  protected learnInstrument(i: Instrument): boolean {
+    const known = this.#instruments.get(i?.symbol);
+    if (known !== undefined) {
+      if (!sameInstrument(known, i)) this.report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this process's; keeping this process's`));
+      return false;
+    }
+    const problems = validateInstrument(i);
+    if (problems.length) {
+      this.report('instruments', new Error(`instrument ${String(i?.symbol)} from the registry is invalid: ${problems.join('; ')}`));
+      return false;
+    }
+    const md = marketDataMachine(i.symbol);
+    this.#mdMachines.set(i.symbol, md);
+    // A book defined just now is empty (seq 0); one heard of late may have traded already: reload.
+    this.#shadow.set(i.symbol, md.init());
+    this.#instruments.set(i.symbol, i);
+    if (this.#coreStarted) void this.#loadShadow(i.symbol).catch((error: unknown) => this.report('l2', error));
+    return true;
   }
 
   /** An account opened elsewhere (another edge), heard from the registry's commit notices. */
@@ -300,6 +342,28 @@ export abstract class VenueCore implements VenueGateway {
     if (!no) return reject(Reject.LEDGER_INVALID_ACCOUNT, 'no account numbers left');
     this.#accounts.set(account, no);
     return OK;
+  }
+
+  /**
+   * Admin: defines an instrument at run time. `definition` is untrusted (the HTTP body): it must name
+   * symbol, mode, base, quote, tickSize and lotSize; other fields default as in `defineInstrument`;
+   * `validateInstrument` checks the whole (ADMIN_INVALID_INSTRUMENT with the problems). The
+   * registry journals it (durable before this answers) unless the symbol exists: the identical
+   * definition is answered as the first time (idempotent), a different one ADMIN_INSTRUMENT_EXISTS.
+   */
+  async addInstrument(definition: unknown, ctx: CommandContext): Promise<GatewayResult<{ instrument: Instrument }>> {
+    const parsed = parseInstrument(definition);
+    if (!parsed.ok) return this.#rejected(ctx, 'addInstrument', Reject.ADMIN_INVALID_INSTRUMENT, parsed.problems.join('; '));
+    const i = parsed.instrument;
+    const known = this.#configured.get(i.symbol);
+    if (known !== undefined) {
+      if (sameInstrument(known, i)) return { ok: true, instrument: known };
+      return this.#rejected(ctx, 'addInstrument', Reject.ADMIN_INSTRUMENT_EXISTS, `${i.symbol} exists with a different definition`);
+    }
+    const r = await this.ask<DefineReply>('venue/registry', { type: 'DefineInstrument', ts: this.#ts(), instrument: i }, this.#askMs);
+    if (r.code !== 0) return this.#rejected(ctx, 'addInstrument', r.code, r.message);
+    if (this.learnInstrument(r.instrument)) this.#log?.({ level: 'info', traceId: ctx.traceId, msg: 'instrument defined', symbol: i.symbol, mode: i.mode });
+    return { ok: true, instrument: this.#instruments.get(i.symbol) ?? r.instrument };
   }
 
   async deposit(account: string, asset: string, amount: number, transferId: string, _ctx: CommandContext): Promise<GatewayResult> {

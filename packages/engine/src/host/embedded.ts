@@ -132,7 +132,7 @@ export class EmbeddedVenue extends VenueCore {
     this.node = new ActorNode({
       nodeId: options.nodeId ?? 'embedded',
       journal: this.journal,
-      kinds: [bookKind(this.directory), ledgerKind(this.directory), mdKind(), registryKind(ACCOUNT_NO_MAX)],
+      kinds: [bookKind(this.directory), ledgerKind(this.directory), mdKind(), registryKind(ACCOUNT_NO_MAX, this.configuredInstruments)],
       groupCommit: { windowUs: 500, batchEventsMax: 4000, maxInFlight: 2, ...options.groupCommit },
       snapshotEventsEvery: options.snapshotEventsEvery ?? 50_000,
       // In-process messages are not lost; a long attempt timeout avoids resend storms when a receiver is
@@ -152,9 +152,9 @@ export class EmbeddedVenue extends VenueCore {
     return this.journal.inner;
   }
 
-  /** @internal Recover the registry, wake every entity (they resend unacknowledged saga messages), load L2. */
+  /** @internal Recover the registry (accounts, run-time instruments), wake every entity (they resend unacknowledged saga messages), load L2. */
   async start(): Promise<void> {
-    await this.refreshAccounts();
+    await Promise.all([this.refreshAccounts(), this.refreshInstruments()]);
     const all = [`account/${FEES_ACCOUNT}`, `account/${CLEARING_ACCOUNT}`, ...[...this.accounts().keys()].map((a) => `account/${a}`)];
     for (const i of this.instruments()) all.push(`book/${i.symbol}`, `md/${i.symbol}`);
     this.node.wake(all);

@@ -28,7 +28,7 @@ import type {
   RejectCode,
   StateMachine,
 } from '@bourse/schemas';
-import { Reject } from '@bourse/schemas';
+import { INSTRUMENT_FIELDS, Reject, canonicalInstrument, sameInstrument, validateInstrument } from '@bourse/schemas';
 import { bookMachine } from '../book/index.js';
 import type { BookState } from '../book/index.js';
 import { ledgerMachine } from '../risk/index.js';
@@ -123,11 +123,27 @@ interface LedgerW extends Wrapped<LedgerState> {
 
 type MdW = Wrapped<MdState>;
 
-/** Static configuration the kinds read: instruments and the account registry. */
+/** What the kinds read from their host: instruments (configured and defined at run time) and the account registry. */
 export interface HostDirectory {
+  /** Configured and run-time instruments as known on this process (grows when the registry defines one). */
   readonly instruments: ReadonlyMap<string, Instrument>;
   /** The account number of a user account, or undefined when it is not registered. */
   accountNo(account: string): number | undefined;
+  /**
+   * An entity needed an instrument this process has not heard of yet (defined at run time through
+   * another process, its notice late or lost): the host re-reads the registry. The entity's command
+   * fails meanwhile (a crash: nothing committed), and its sender tries again (reliable messages are
+   * resent; the edge's asks fail and are retried by the client).
+   */
+  missingInstrument?(symbol: string): void;
+}
+
+/** The instrument `symbol` from the directory, or (telling the host) an error. */
+function instrumentOf(dir: HostDirectory, symbol: string): Instrument {
+  const i = dir.instruments.get(symbol);
+  if (i !== undefined) return i;
+  dir.missingInstrument?.(symbol);
+  throw new Error(`instrument ${symbol} is not known on this process (yet)`);
 }
 
 let current: Wrapped<unknown> | undefined;
@@ -157,18 +173,17 @@ export function bookKind(dir: HostDirectory): EntityKind<BookW, HostCommand<Book
   const machineOf = (symbol: string) => {
     let m = machines.get(symbol);
     if (!m) {
-      const i = dir.instruments.get(symbol);
-      if (!i) throw new Error(`no instrument ${symbol}`);
-      m = bookMachine(i);
+      m = bookMachine(instrumentOf(dir, symbol));
       machines.set(symbol, m);
     }
     return m;
   };
   const bind = (w: BookW, id: string): void => {
     if (w.id !== undefined) return;
+    const s = machineOf(id).init(); // throws (state left unbound) when the instrument is unknown here
     w.id = id;
     w.instrument = dir.instruments.get(id);
-    w.s = machineOf(id).init();
+    w.s = s;
   };
   const track = (w: BookW, e: BookEvent): void => {
     clock(w, e);
@@ -248,7 +263,6 @@ function outcomeOf(w: BookW, orderId: number): BookOutcome {
 export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<LedgerHostCmd>, LedgerEvent, unknown> {
   // A ledger machine's step/apply/snapshot do not depend on its config; only init() does.
   const any = ledgerMachine({ account: '-', accountNo: 0, kind: 'user' });
-  const instruments = [...dir.instruments.values()];
   const bind = (w: LedgerW, id: string, no?: number, recovering = false): void => {
     if (w.id !== undefined) return;
     const kind = id === FEES_ACCOUNT ? 'fees' : id === CLEARING_ACCOUNT ? 'clearing' : 'user';
@@ -286,7 +300,7 @@ export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<
         const coid = c.cmd.clientOrderId;
         if (typeof coid === 'string' && w.coids.has(coid)) return w; // answered from memory by reply()
         c = c.cmd;
-      }
+      } else if (c.type === 'BookReport' && typeof (c.instrument as unknown) === 'string') c = withInstrument(dir, need(w, 'ledger'), c as unknown as { instrument: string });
       const from = out.length;
       w.s = any.step(need(w, 'ledger'), clamp(w, c), out);
       for (let i = from; i < out.length; i++) track(w, out[i]!);
@@ -325,11 +339,22 @@ export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<
       const w = current as LedgerW | undefined;
       if (w?.id === undefined) throw new Error('ledger outbox outside a bound ledger step');
       const routed: Routed[] = [];
-      routeLedgerEvent(w.id, e, instruments, routed);
+      // The ledger's own instruments (its state, as of this event live and on replay), not the directory's.
+      routeLedgerEvent(w.id, e, need(w, 'ledger').instruments.values(), routed);
       return routed.length === 0 ? undefined : routed.map(toOutgoing);
     },
     inbound: (_from, m) => fromMessage(dir, m as SagaMessage) as HostCommand<LedgerHostCmd>,
   };
+}
+
+/**
+ * A book report whose symbol this process's directory does not know (an instrument defined at run
+ * time, heard of late here): the ledger registered it when it held the order the report is about,
+ * so its own state has the definition. Neither: the report waits (see `missingInstrument`).
+ */
+function withInstrument(dir: HostDirectory, s: LedgerState, c: { readonly instrument: string }): LedgerCommand {
+  const i = s.instruments.get(c.instrument) ?? instrumentOf(dir, c.instrument);
+  return { ...c, instrument: i } as unknown as LedgerCommand;
 }
 
 function remember(w: LedgerW, coid: string, entry: CoidEntry): void {
@@ -390,33 +415,87 @@ export function mdKind(): EntityKind<MdW, HostCommand<MdHostCmd>, MdEvent, unkno
   };
 }
 
-// ------------------------------------------------------------------ account registry
+// ------------------------------------------------------------------ registry (accounts and instruments)
 
 export interface RegistryState {
   readonly accounts: Map<string, number>;
   next: number;
+  /** Instruments defined at run time (`DefineInstrument`), by symbol; configured ones are not here. */
+  readonly instruments: Map<string, Instrument>;
 }
-export type RegistryCommand = { readonly type: 'OpenAccount'; readonly account: string } | { readonly type: 'List' };
+export type RegistryCommand =
+  | { readonly type: 'OpenAccount'; readonly account: string }
+  | { readonly type: 'List' }
+  | { readonly type: 'DefineInstrument'; readonly ts: number; readonly instrument: Instrument }
+  | { readonly type: 'ListInstruments' };
 export interface AccountOpened {
   readonly type: 'AccountOpened';
   readonly account: string;
   readonly accountNo: number;
 }
+/** An instrument defined at run time (the durable record; `instrument` is the canonical definition). */
+export interface InstrumentDefined {
+  readonly type: 'InstrumentDefined';
+  readonly ts: number;
+  readonly instrument: Instrument;
+}
+export type RegistryEvent = AccountOpened | InstrumentDefined;
+/** The registry's answer to `DefineInstrument`: the definition in force (new or identical), or why not. */
+export type DefineReply = { readonly code: 0; readonly instrument: Instrument } | { readonly code: RejectCode; readonly message: string };
 
-/** `venue/registry`: user accounts and their numbers (3, 4, …; 1 = fees, 2 = clearing), as the sync Venue numbers them. */
-export function registryKind(accountNoMax: number): EntityKind<RegistryState, RegistryCommand, AccountOpened, unknown> {
-  const apply = (s: RegistryState, e: AccountOpened): RegistryState => {
+/** Why `instrument` cannot be defined next to `known` (configured or defined before), or undefined when it can (or already is). */
+export function defineProblem(instrument: unknown, known: Instrument | undefined): { code: RejectCode; message: string } | undefined {
+  let problems: string[];
+  try {
+    problems = typeof instrument === 'object' && instrument !== null ? validateInstrument(instrument as Instrument) : ['definition: an object'];
+  } catch {
+    problems = ['definition: malformed'];
+  }
+  if (problems.length) return { code: Reject.ADMIN_INVALID_INSTRUMENT, message: problems.join('; ') };
+  if (known !== undefined && !sameInstrument(known, instrument as Instrument)) {
+    return { code: Reject.ADMIN_INSTRUMENT_EXISTS, message: `${known.symbol} exists with a different definition` };
+  }
+  return undefined;
+}
+
+/**
+ * `venue/registry`: the venue's directory. User accounts and their numbers (3, 4, …; 1 = fees,
+ * 2 = clearing), as the sync Venue numbers them; and the instruments defined at run time, next to
+ * the `configured` ones (which it refuses to redefine differently). Defining a symbol again with the
+ * identical definition is answered as the first time, with no event, so a resent define is harmless.
+ */
+export function registryKind(accountNoMax: number, configured: ReadonlyMap<string, Instrument> = new Map()): EntityKind<RegistryState, RegistryCommand, RegistryEvent, unknown> {
+  const apply = (s: RegistryState, e: RegistryEvent): RegistryState => {
+    if (e.type === 'InstrumentDefined') {
+      s.instruments.set(e.instrument.symbol, e.instrument);
+      return s;
+    }
     s.accounts.set(e.account, e.accountNo);
     s.next = Math.max(s.next, e.accountNo + 1);
     return s;
   };
-  const snapshot = (s: RegistryState) => ({ a: [...s.accounts], n: s.next });
+  const known = (s: RegistryState, symbol: unknown): Instrument | undefined =>
+    typeof symbol === 'string' ? (configured.get(symbol) ?? s.instruments.get(symbol)) : undefined;
+  const symbolOf = (i: unknown): unknown => (typeof i === 'object' && i !== null ? (i as { symbol?: unknown }).symbol : undefined);
+  // `i` only when instruments were defined: the snapshot of a registry without any keeps its old shape.
+  const snapshot = (s: RegistryState) => ({
+    a: [...s.accounts],
+    n: s.next,
+    ...(s.instruments.size > 0 ? { i: [...s.instruments.values()].sort((x, y) => (x.symbol < y.symbol ? -1 : 1)).map((i) => INSTRUMENT_FIELDS.map((k) => i[k])) } : {}),
+  });
   return {
     kind: 'venue',
     machine: {
       kind: 'registry',
-      init: () => ({ accounts: new Map(), next: 3 }),
+      init: () => ({ accounts: new Map(), next: 3, instruments: new Map() }),
       step(s, c, out) {
+        if (c.type === 'DefineInstrument') {
+          const k = known(s, symbolOf(c.instrument));
+          if (k !== undefined || defineProblem(c.instrument, undefined) !== undefined || !Number.isSafeInteger(c.ts) || c.ts < 0) return s;
+          const e: InstrumentDefined = { type: 'InstrumentDefined', ts: c.ts, instrument: canonicalInstrument(c.instrument) };
+          out.push(e);
+          return apply(s, e);
+        }
         if (c.type !== 'OpenAccount' || s.accounts.has(c.account) || s.next > accountNoMax) return s;
         const e: AccountOpened = { type: 'AccountOpened', account: c.account, accountNo: s.next };
         out.push(e);
@@ -425,12 +504,33 @@ export function registryKind(accountNoMax: number): EntityKind<RegistryState, Re
       apply,
       snapshot,
       restore: (x) => {
-        const y = x as { a: [string, number][]; n: number };
-        return { accounts: new Map(y.a), next: y.n };
+        const y = x as { a: [string, number][]; n: number; i?: unknown[][] };
+        const instruments = new Map<string, Instrument>();
+        for (const row of y.i ?? []) {
+          const o = {} as Record<string, unknown>;
+          INSTRUMENT_FIELDS.forEach((k, n) => (o[k] = row[n]));
+          instruments.set(o.symbol as string, Object.freeze(o) as unknown as Instrument);
+        }
+        return { accounts: new Map(y.a), next: y.n, instruments };
       },
       stateHash: (s) => JSON.stringify(snapshot(s)),
     },
-    reply: (s, c) => (c.type === 'OpenAccount' ? (s.accounts.get(c.account) ?? 0) : [...s.accounts]),
+    reply: (s, c) => {
+      switch (c.type) {
+        case 'OpenAccount':
+          return s.accounts.get(c.account) ?? 0;
+        case 'DefineInstrument': {
+          if (!Number.isSafeInteger(c.ts) || c.ts < 0) return { code: Reject.ADMIN_INVALID_INSTRUMENT, message: 'bad ts' } satisfies DefineReply;
+          const k = known(s, symbolOf(c.instrument));
+          const problem = defineProblem(c.instrument, k);
+          return (problem ?? { code: 0, instrument: k! }) satisfies DefineReply;
+        }
+        case 'ListInstruments':
+          return [...s.instruments.values()];
+        default:
+          return [...s.accounts];
+      }
+    },
   };
 }
 
@@ -450,6 +550,10 @@ function toOutgoing(r: Routed): Outgoing {
 
 function fromMessage(dir: HostDirectory, m: SagaMessage): HostCommand<unknown> {
   const c = m.c as { type: string; instrument?: unknown };
-  if (c.type === 'BookReport' && typeof c.instrument === 'string') return { a: m.a, c: { ...c, instrument: dir.instruments.get(c.instrument) } };
+  if (c.type === 'BookReport' && typeof c.instrument === 'string') {
+    const i = dir.instruments.get(c.instrument);
+    // Unknown here: stays a symbol, resolved by the ledger from its own state (`withInstrument`).
+    if (i !== undefined) return { a: m.a, c: { ...c, instrument: i } };
+  }
   return m;
 }

@@ -49,7 +49,7 @@ import type {
   SetRiskLimits,
   HoldReleaseReason,
 } from '@bourse/schemas';
-import { ACCOUNT_NO_MAX, LEDGER_AMOUNT_MAX, LEDGER_OPEN_ORDERS_MAX, ORDER_SEQ_BITS, Reject, feeOf, validateInstrument } from '@bourse/schemas';
+import { ACCOUNT_NO_MAX, INSTRUMENT_FIELDS, LEDGER_AMOUNT_MAX, LEDGER_OPEN_ORDERS_MAX, ORDER_SEQ_BITS, Reject, canonicalInstrument, feeOf, sameInstrument, validateInstrument } from '@bourse/schemas';
 import { hashOf } from '../util/hash.js';
 import { divCeil, isSafeNonNeg, isSafePos, mulDivFloor } from './arith.js';
 
@@ -147,11 +147,7 @@ const ORDER_TYPES: ReadonlySet<unknown> = new Set(['limit', 'market', 'stop', 's
 const TIFS: ReadonlySet<unknown> = new Set(['GTC', 'IOC', 'FOK', 'GTD']);
 const STPS: ReadonlySet<unknown> = new Set(['cancelTaker', 'cancelMaker', 'cancelBoth', 'decrementBoth']);
 const NO_LIMITS: RiskLimits = Object.freeze({ maxPositionQty: 0, maxLeverage: 0, dailyLossLimit: 0 });
-const INSTRUMENT_KEYS = [
-  'symbol', 'mode', 'base', 'quote', 'tickSize', 'lotSize', 'minQty', 'maxQty', 'baseMultiplier', 'quoteMultiplier',
-  'maxNotional', 'priceBandBps', 'referencePrice', 'marketMaxLevels', 'marketMaxSlippageBps', 'makerFeeBps',
-  'takerFeeBps', 'maxLeverage', 'maintenanceMarginBps',
-] as const;
+const INSTRUMENT_KEYS = INSTRUMENT_FIELDS;
 
 /** Instruments already found valid: a memo only (never part of state), so validation runs once per object. */
 const validInstruments = new WeakSet<object>();
@@ -501,10 +497,8 @@ function isValidInstrument(i: unknown): i is Instrument {
  */
 function register(s: LedgerState, inst: Instrument, ts: number, out: LedgerEvent[]): void {
   const known = s.instruments.get(inst.symbol);
-  if (known === inst || (known !== undefined && INSTRUMENT_KEYS.every((k) => known[k] === inst[k]))) return;
-  const copy = {} as Record<string, unknown>;
-  for (const k of INSTRUMENT_KEYS) copy[k] = inst[k];
-  const frozen = Object.freeze(copy) as unknown as Instrument;
+  if (known !== undefined && sameInstrument(known, inst)) return;
+  const frozen = canonicalInstrument(inst);
   validInstruments.add(frozen);
   emit(s, out, { type: 'InstrumentRegistered', ts, instrument: frozen });
 }

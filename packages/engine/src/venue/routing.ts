@@ -7,7 +7,7 @@
  *
  *   OrderHeld, LiquidationOrder            → book      NewOrder
  *   FillSettled                            → fees      PostEntry(fee), clearing PostEntry(-realizedPnl)
- *   MarginCall                             → books     MassCancel (margin books in the collateral)
+ *   MarginCall                             → books     MassCancel (the ledger's margin books in the collateral)
  *   OrderCancelled, OrderAmended           → ledger    BookReport
  *   Fill                                   → ledgers   BookReport to taker and maker
  *   CommandRejected (NewOrder, AmendOrder) → ledger    BookReport
@@ -79,8 +79,10 @@ export function routeBookEvent(instrument: Instrument, e: BookEvent, out: Routed
 }
 
 /**
- * The messages one event of ledger `account` sends, appended to `out`. `instruments` (in a fixed
- * order) are the venue's, for the margin books a MarginCall cancels on.
+ * The messages one event of ledger `account` sends, appended to `out`. `instruments` are the ones
+ * the ledger itself has registered (its own state: every instrument it holds an order or a position
+ * on), for the margin books a MarginCall cancels on. Not the venue's list: that grows at run time,
+ * and an outbox must derive the same messages from a journaled event on replay as it did live.
  */
 export function routeLedgerEvent(account: string, e: LedgerEvent, instruments: Iterable<Instrument>, out: Routed[]): void {
   switch (e.type) {

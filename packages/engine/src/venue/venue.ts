@@ -11,7 +11,7 @@
  *   each L2-relevant book event ──> marketdata  BBO, L2 + checksum, tape, candles   → Quote, L2Delta, ...
  *   order events ─ BookReport ─> ledger         settle (both sides of a Fill), release holds
  *   FillSettled ── PostEntry ──> fees, clearing the other legs of fees and realized P&L
- *   MarginCall ── MassCancel ──> margin books   stop adding risk
+ *   MarginCall ── MassCancel ──> margin books   stop adding risk (the books the ledger has registered)
  *   LiquidationOrder ── NewOrder ──> book       reduce-only market orders that close positions
  *
  * Who sends what is in `routing.ts` (pure functions of one event), shared with the actor host in
@@ -258,7 +258,7 @@ export class Venue {
     for (const e of out) {
       if (e.type === 'Deposited') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) + e.amount);
       else if (e.type === 'Withdrawn') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) - e.amount);
-      routeLedgerEvent(account, e, this.instruments.values(), routed);
+      routeLedgerEvent(account, e, l.state.instruments.values(), routed);
     }
     this.#dispatch(routed);
   }
