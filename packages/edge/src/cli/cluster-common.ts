@@ -1,6 +1,7 @@
 /**
- * What `bourse node` and `bourse edge` share: the instrument list (static configuration, the same on
- * every process of a cluster), the Postgres target, and waiting for a stop signal.
+ * What `bourse node` and `bourse edge` share: the configured instrument list (the same on every
+ * process of a cluster; more are defined at run time through the admin API and journaled), the
+ * Postgres target, and waiting for a stop signal.
  */
 import { readFileSync } from 'node:fs';
 import { defineInstrument } from '@bourse/schemas';

@@ -6,8 +6,9 @@
  *   journal is wrapped in a `HostJournal` whose commit tap publishes, after each append has
  *   committed (DESIGN guarantee 1), what edges need on NATS core subjects (`commitSubjects`):
  *   book decisions on new orders, every account write (ledger events with their journal sequences),
- *   market-data events, and registry additions. It ticks the books it serves (GTD expiry, candle
- *   closes) and projects the read models of the streams whose shards it serves.
+ *   market-data events, registry additions (accounts, and instruments defined at run time, which
+ *   every node and edge also re-reads every `instrumentsRefreshMs`). It ticks the books it serves
+ *   (GTD expiry, candle closes) and projects the read models of the streams whose shards it serves.
  * - `ClusterGateway` (`bourse edge`): the `VenueGateway` over NATS. The logic is `VenueCore`'s, the
  *   same as the embedded venue's; commands are asked of the entity addresses through the cluster
  *   transport; commit notices feed `VenueCore.committed`; private-stream backlogs are read from the
@@ -132,13 +133,14 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
   const published = { decisions: 0, account: 0, md: 0, registry: 0, instruments: 0, messages: 0 };
   /** An instrument the registry defined: known here from now on (a known symbol keeps its definition). */
   const learn = (i: Instrument): void => {
-    const known = instruments.get(i?.symbol);
+    if (typeof i !== 'object' || i === null) return;
+    const known = instruments.get(i.symbol);
     if (known !== undefined) {
       if (!sameInstrument(known, i)) report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this node's; keeping this node's`));
       return;
     }
     const problems = validateInstrument(i);
-    if (problems.length) report('instruments', new Error(`instrument ${String(i?.symbol)} from the registry is invalid: ${problems.join('; ')}`));
+    if (problems.length) report('instruments', new Error(`instrument ${String(i.symbol)} from the registry is invalid: ${problems.join('; ')}`));
     else instruments.set(i.symbol, i);
   };
 

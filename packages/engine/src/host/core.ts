@@ -186,14 +186,15 @@ export abstract class VenueCore implements VenueGateway {
    * happens when the configuration changed after a run-time definition). True when it was new here.
    */
   protected learnInstrument(i: Instrument): boolean {
-    const known = this.#instruments.get(i?.symbol);
+    if (typeof i !== 'object' || i === null) return false;
+    const known = this.#instruments.get(i.symbol);
     if (known !== undefined) {
       if (!sameInstrument(known, i)) this.report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this process's; keeping this process's`));
       return false;
     }
     const problems = validateInstrument(i);
     if (problems.length) {
-      this.report('instruments', new Error(`instrument ${String(i?.symbol)} from the registry is invalid: ${problems.join('; ')}`));
+      this.report('instruments', new Error(`instrument ${String(i.symbol)} from the registry is invalid: ${problems.join('; ')}`));
       return false;
     }
     const md = marketDataMachine(i.symbol);
