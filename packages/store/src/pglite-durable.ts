@@ -45,12 +45,19 @@ interface Durable {
   readonly written: Set<number>;
   /** fdatasync/fsync calls made, for tests and metrics. */
   syncs: number;
+  /** Bytes written to WAL files (the journal checkpoints by it: `pgliteWalBytes`). */
+  walBytes: number;
 }
 const installed = new WeakMap<PGlite, Durable>();
 
 /** How many host syncs this PGlite's files have had since `makePGliteDurable` (0 if never made durable). */
 export function pgliteSyncCount(pglite: PGlite): number {
   return installed.get(pglite)?.syncs ?? 0;
+}
+
+/** Bytes this PGlite has written to its WAL files since `makePGliteDurable` (0 if never made durable). */
+export function pgliteWalBytes(pglite: PGlite): number {
+  return installed.get(pglite)?.walBytes ?? 0;
 }
 
 /**
@@ -78,7 +85,7 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
   }
   let d = ops[DURABLE];
   if (!d) {
-    const state: Durable = { written: new Set(), syncs: 0 };
+    const state: Durable = { written: new Set(), syncs: 0, walBytes: 0 };
     d = state;
     ops[DURABLE] = state;
     const { write, close } = ops;
@@ -90,7 +97,10 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
       if (fd !== undefined) {
         let wal = isWal.get(fd);
         if (wal === undefined) isWal.set(fd, (wal = isWalPath(nodefs.realPath(stream.node))));
-        if (wal) state.written.add(fd);
+        if (wal) {
+          state.written.add(fd);
+          if (typeof n === 'number') state.walBytes += n;
+        }
       }
       return n;
     };

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,9 @@ const isTs = import.meta.url.endsWith('.ts');
 /** Starts the writer child; resolves with it once it has acked `minAcks` batches. */
 function startWriter(target: TestTarget, onAck: (b: number) => void): { pid: number; exited: Promise<number | null>; ready: Promise<void> } {
   const script = path.join(here, 'fixtures', isTs ? 'writer.ts' : 'writer.js');
-  const child = spawn(process.execPath, [...(isTs ? ['--import', 'tsx'] : []), script, JSON.stringify(target.options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // PGlite: checkpoints every 256 KiB of WAL, so the kill also lands during and between checkpoints.
+  const options = 'pglite' in target.options ? { ...target.options, journal: { checkpointWalBytes: 256 * 1024 } } : target.options;
+  const child = spawn(process.execPath, [...(isTs ? ['--import', 'tsx'] : []), script, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let buf = '';
   let readyResolve!: () => void;
   const ready = new Promise<void>((r) => (readyResolve = r));
@@ -176,6 +178,51 @@ describe('store durability [pglite] - commits reach the disk', function () {
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // PGlite has no checkpointer and never checkpoints while open: its WAL grew without bound (1.5 GB in
+  // 6 minutes of appends) and a restart after a crash replayed all of it. The journal checkpoints by
+  // WAL volume; Postgres then recycles the segments before the checkpoint (renamed for reuse, so the
+  // oldest segment name moves forward) instead of keeping every one.
+  it('the journal checkpoints by WAL volume and the old WAL segments are recycled; everything appended reads back after reopening', async () => {
+    const segments = (dir: string) => readdirSync(path.join(dir, 'pg_wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
+    const run = async (checkpointWalBytes: number) => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'bourse-ckpt-'));
+      const store = await openStore({ pglite: dir, journal: { checkpointWalBytes } });
+      const first = segments(dir)[0]!;
+      for (let i = 0; i < APPENDS; i++) {
+        const events = Array.from({ length: 20 }, (_, k) => ({ type: 'x', i, k, pad: `${i}`.repeat(1500) })); // ~70 kB of WAL an append
+        await store.journal.append([{ persistenceId: `ckpt/${i % 7}`, expectedSeq: Math.floor(i / 7) * 20, events }]);
+      }
+      await new Promise((r) => setTimeout(r, 50)); // a checkpoint started by the last append
+      const stats = { ...store.journal.checkpointStats };
+      const oldest = segments(dir)[0]!;
+      await store.close();
+      if (process.env.STORE_DEBUG) console.log({ checkpointWalBytes, stats, first, oldest });
+      return { dir, stats, first, oldest };
+    };
+    const APPENDS = 50;
+    const never = await run(0);
+    const every = await run(512 * 1024);
+    try {
+      expect(never.stats.checkpoints).to.equal(0);
+      expect(never.oldest, 'without checkpoints the first WAL segment is still there').to.equal(never.first);
+      expect(every.stats.checkpoints, 'checkpoints at 512 KiB').to.be.at.least(3);
+      expect(every.stats.failures).to.equal(0);
+      expect(every.oldest > every.first, `the oldest segment moved on (${every.first} -> ${every.oldest})`).to.equal(true);
+      const store = await openStore({ pglite: every.dir });
+      try {
+        for (let id = 0; id < 7; id++) {
+          let n = 0;
+          for await (const page of store.journal.read(`ckpt/${id}`, 1)) n += page.events.length;
+          expect(n, `ckpt/${id}`).to.equal(Math.ceil((APPENDS - id) / 7) * 20);
+        }
+      } finally {
+        await store.close();
+      }
+    } finally {
+      for (const d of [never.dir, every.dir]) rmSync(d, { recursive: true, force: true });
     }
   });
 });
