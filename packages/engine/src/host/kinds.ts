@@ -340,7 +340,7 @@ export function ledgerKind(dir: HostDirectory): EntityKind<LedgerW, HostCommand<
       if (w?.id === undefined) throw new Error('ledger outbox outside a bound ledger step');
       const routed: Routed[] = [];
       // The ledger's own instruments (its state, as of this event live and on replay), not the directory's.
-      routeLedgerEvent(w.id, e, need(w, 'ledger').instruments.values(), routed);
+      routeLedgerEvent(w.id, e, need(w, 'ledger').instruments, routed);
       return routed.length === 0 ? undefined : routed.map(toOutgoing);
     },
     inbound: (_from, m) => fromMessage(dir, m as SagaMessage) as HostCommand<LedgerHostCmd>,

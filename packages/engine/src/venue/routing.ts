@@ -80,11 +80,12 @@ export function routeBookEvent(instrument: Instrument, e: BookEvent, out: Routed
 
 /**
  * The messages one event of ledger `account` sends, appended to `out`. `instruments` are the ones
- * the ledger itself has registered (its own state: every instrument it holds an order or a position
- * on), for the margin books a MarginCall cancels on. Not the venue's list: that grows at run time,
- * and an outbox must derive the same messages from a journaled event on replay as it did live.
+ * the ledger itself has registered, by symbol (its own state: every instrument it holds an order or
+ * a position on), for the margin books a MarginCall cancels on. Not the venue's list: that grows at
+ * run time, and an outbox must derive the same messages from a journaled event on replay as it did
+ * live. Passed as the map, iterated only for a MarginCall (this runs for every ledger event).
  */
-export function routeLedgerEvent(account: string, e: LedgerEvent, instruments: Iterable<Instrument>, out: Routed[]): void {
+export function routeLedgerEvent(account: string, e: LedgerEvent, instruments: ReadonlyMap<string, Instrument>, out: Routed[]): void {
   switch (e.type) {
     case 'OrderHeld':
     case 'LiquidationOrder':
@@ -97,7 +98,7 @@ export function routeLedgerEvent(account: string, e: LedgerEvent, instruments: I
       break;
     }
     case 'MarginCall':
-      for (const i of instruments) {
+      for (const i of instruments.values()) {
         if (i.mode === 'margin' && i.quote === e.collateral) out.push({ to: 'book', symbol: i.symbol, cmd: { type: 'MassCancel', ts: e.ts, account } });
       }
       break;

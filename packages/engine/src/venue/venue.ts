@@ -258,7 +258,7 @@ export class Venue {
     for (const e of out) {
       if (e.type === 'Deposited') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) + e.amount);
       else if (e.type === 'Withdrawn') this.netDeposits.set(e.asset, (this.netDeposits.get(e.asset) ?? 0) - e.amount);
-      routeLedgerEvent(account, e, l.state.instruments.values(), routed);
+      routeLedgerEvent(account, e, l.state.instruments, routed);
     }
     this.#dispatch(routed);
   }
