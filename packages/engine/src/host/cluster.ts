@@ -24,10 +24,10 @@ import { AskTimeoutError, ClusterNode, NatsTransport, ShardMap, clusterStatus, p
 import type { ClusterLogRecord, ClusterNodeOptions, GroupCommitOptions, Journal, NodeEvent } from '@bourse/actors';
 import { ProjectionRunner, allProjections } from '@bourse/store';
 import type { Store } from '@bourse/store';
-import { ACCOUNT_NO_MAX, sameInstrument, validateInstrument } from '@bourse/schemas';
+import { ACCOUNT_NO_MAX, validateInstrument } from '@bourse/schemas';
 import type { BookEvent, Instrument } from '@bourse/schemas';
 import type { VenueReads } from '../venue/gateway.js';
-import { bookKind, ledgerKind, mdKind, registryKind } from './kinds.js';
+import { bookKind, learnInstrument, ledgerKind, mdKind, registryKind } from './kinds.js';
 import type { HostDirectory, RegistryEvent } from './kinds.js';
 import { HostJournal } from './journal.js';
 import { forHostJournal, isRuntimeRecord } from './projections.js';
@@ -132,17 +132,7 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
   const report = (where: string, error: unknown) => o.onEvent?.({ type: 'error', where, error });
   const published = { decisions: 0, account: 0, md: 0, registry: 0, instruments: 0, messages: 0 };
   /** An instrument the registry defined: known here from now on (a known symbol keeps its definition). */
-  const learn = (i: Instrument): void => {
-    if (typeof i !== 'object' || i === null) return;
-    const known = instruments.get(i.symbol);
-    if (known !== undefined) {
-      if (!sameInstrument(known, i)) report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this node's; keeping this node's`));
-      return;
-    }
-    const problems = validateInstrument(i);
-    if (problems.length) report('instruments', new Error(`instrument ${String(i.symbol)} from the registry is invalid: ${problems.join('; ')}`));
-    else instruments.set(i.symbol, i);
-  };
+  const learn = (i: Instrument): void => void learnInstrument(instruments, i, (e) => report('instruments', e));
 
   // Commit notices of one append, flushed together once the append's writes have been tapped.
   let decisions: [number, number][] = [];

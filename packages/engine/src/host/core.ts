@@ -18,6 +18,7 @@ import type { CommandContext, GatewayResult, PrivateEvent, PublicEvent, Unsubscr
 import type { OrderRequest } from '../venue/venue.js';
 import { CLEARING_ACCOUNT, FEES_ACCOUNT } from '../venue/routing.js';
 import type { BookOutcome, DefineReply, HostDirectory, PlaceReply } from './kinds.js';
+import { learnInstrument as learnInto } from './kinds.js';
 import { isRuntimeRecord } from './projections.js';
 
 export interface VenueCoreOptions {
@@ -186,22 +187,11 @@ export abstract class VenueCore implements VenueGateway {
    * happens when the configuration changed after a run-time definition). True when it was new here.
    */
   protected learnInstrument(i: Instrument): boolean {
-    if (typeof i !== 'object' || i === null) return false;
-    const known = this.#instruments.get(i.symbol);
-    if (known !== undefined) {
-      if (!sameInstrument(known, i)) this.report('instruments', new Error(`instrument ${known.symbol}: the registry's definition differs from this process's; keeping this process's`));
-      return false;
-    }
-    const problems = validateInstrument(i);
-    if (problems.length) {
-      this.report('instruments', new Error(`instrument ${String(i.symbol)} from the registry is invalid: ${problems.join('; ')}`));
-      return false;
-    }
-    const md = marketDataMachine(i.symbol);
+    const md = typeof i === 'object' && i !== null && typeof i.symbol === 'string' ? marketDataMachine(i.symbol) : undefined;
+    if (!md || !learnInto(this.#instruments, i, (e) => this.report('instruments', e))) return false;
     this.#mdMachines.set(i.symbol, md);
     // A book defined just now is empty (seq 0); one heard of late may have traded already: reload.
     this.#shadow.set(i.symbol, md.init());
-    this.#instruments.set(i.symbol, i);
     if (this.#coreStarted) void this.#loadShadow(i.symbol).catch((error: unknown) => this.report('l2', error));
     return true;
   }

@@ -443,6 +443,28 @@ export type RegistryEvent = AccountOpened | InstrumentDefined;
 /** The registry's answer to `DefineInstrument`: the definition in force (new or identical), or why not. */
 export type DefineReply = { readonly code: 0; readonly instrument: Instrument } | { readonly code: RejectCode; readonly message: string };
 
+/**
+ * Adds `i`, an instrument the registry defined (heard from a notice or a re-read), to a process's
+ * `known` instruments. A known symbol keeps its definition (a different one is reported: the registry
+ * refuses conflicting definitions, so that only happens when the configuration changed after a
+ * run-time definition); an invalid one is reported and ignored. True when `i` was new here.
+ */
+export function learnInstrument(known: Map<string, Instrument>, i: Instrument, report: (error: Error) => void): boolean {
+  if (typeof i !== 'object' || i === null) return false;
+  const had = known.get(i.symbol);
+  if (had !== undefined) {
+    if (!sameInstrument(had, i)) report(new Error(`instrument ${had.symbol}: the registry's definition differs from this process's; keeping this process's`));
+    return false;
+  }
+  const problems = validateInstrument(i);
+  if (problems.length) {
+    report(new Error(`instrument ${String(i.symbol)} from the registry is invalid: ${problems.join('; ')}`));
+    return false;
+  }
+  known.set(i.symbol, i);
+  return true;
+}
+
 /** Why `instrument` cannot be defined next to `known` (configured or defined before), or undefined when it can (or already is). */
 export function defineProblem(instrument: unknown, known: Instrument | undefined): { code: RejectCode; message: string } | undefined {
   let problems: string[];
