@@ -253,6 +253,38 @@ describe('host - the engine actors behind the VenueGateway', () => {
     }
   });
 
+  it('host - PGlite: the journal checkpoints on the store thread by WAL volume, and /metrics counts it', async function () {
+    this.timeout(60_000);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-host-'));
+    dirs.push(dir);
+    const v = await openEmbeddedVenue({ pglite: dir, checkpointWalBytes: 64 * 1024 }, { instruments: [SPOT], tickMs: 0, projectionIntervalMs: 0 });
+    try {
+      const value = (name: string) => Number(new RegExp(`^${name}\\{node="embedded"\\} ([0-9.e-]+)$`, 'm').exec(v.metricsText())?.[1] ?? NaN);
+      expect(value('bourse_journal_checkpoints_total')).to.equal(0);
+      await v.openAccount('m', ctx);
+      await v.openAccount('t', ctx);
+      await v.deposit('m', 'BTC', 1_000_000, 'd1', ctx);
+      await v.deposit('t', 'USD', 1_000_000_000, 'd2', ctx);
+      for (let i = 0; i < 60 && !(value('bourse_journal_checkpoints_total') >= 1); i++) {
+        await Promise.all([
+          v.placeOrder('m', { symbol: 'BTC-USD', side: 'sell', orderType: 'limit', tif: 'GTC', price: 1_000 + (i % 5), qty: 2 }, ctx),
+          v.placeOrder('t', { symbol: 'BTC-USD', side: 'buy', orderType: 'limit', tif: 'IOC', price: 1_010, qty: 1 }, ctx),
+        ]);
+      }
+      expect(value('bourse_journal_checkpoints_total'), 'checkpoints at 64 KiB of WAL').to.be.at.least(1);
+      expect(value('bourse_journal_checkpoint_seconds_total')).to.be.greaterThan(0);
+      expect(value('bourse_journal_checkpoint_failures_total')).to.equal(0);
+    } finally {
+      await v.close();
+    }
+    const mem = await openTest({ journal: new MemoryJournal() }, new TestClock());
+    try {
+      expect(mem.metricsText(), 'no PGlite, no checkpoint lines').to.not.match(/bourse_journal_checkpoints_total/);
+    } finally {
+      await mem.close();
+    }
+  });
+
   it('host - guarantee 1: crashes and journal failures mid-flow lose no acknowledged order, apply none twice; resent clientOrderIds are answered, not re-executed', async function () {
     this.timeout(120_000);
     const rounds = Number(process.env.HOST_CRASH_ROUNDS ?? 12);

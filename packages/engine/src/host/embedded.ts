@@ -30,10 +30,12 @@ import { HostJournal, journalMetricsText } from './journal.js';
 import { VenueCore } from './core.js';
 import type { VenueCoreOptions } from './core.js';
 import { WorkerStore } from './worker-store.js';
+import type { CheckpointStats } from './worker-store.js';
 import { forHostJournal } from './projections.js';
 
 export type EmbeddedTarget =
-  | { readonly pglite: string }
+  /** `checkpointWalBytes`: the journal's checkpoint interval (`JournalOptions`; default 64 MiB). */
+  | { readonly pglite: string; readonly checkpointWalBytes?: number }
   | { readonly pg: string; readonly schema?: string }
   /** An open store the caller owns (not closed by the venue). */
   | { readonly store: Store }
@@ -67,7 +69,10 @@ export async function openEmbeddedVenue(target: EmbeddedTarget, options: Embedde
   if ('journal' in target) backend = { journal: target.journal, reads: noReads() };
   else if ('store' in target) backend = storeBackend(target.store, false);
   else {
-    const t = 'pglite' in target ? { pglite: target.pglite } : { pg: target.pg, ...(target.schema ? { schema: target.schema } : {}) };
+    const t =
+      'pglite' in target
+        ? { pglite: target.pglite, ...(target.checkpointWalBytes !== undefined && { journal: { checkpointWalBytes: target.checkpointWalBytes } }) }
+        : { pg: target.pg, ...(target.schema ? { schema: target.schema } : {}) };
     if (options.storeThread === false) backend = storeBackend(await openStore(t), true);
     else {
       const ws = await WorkerStore.open(t, onError);
@@ -78,6 +83,7 @@ export async function openEmbeddedVenue(target: EmbeddedTarget, options: Embedde
           await ws.startProjections(ms);
           return { stop: async () => {} }; // stopped with the worker
         },
+        checkpointStats: () => ws.checkpointStats,
         close: () => ws.close(),
       };
     }
@@ -98,6 +104,8 @@ interface Backend {
   readonly reads: VenueReads;
   readonly store?: Store;
   startProjections?(intervalMs: number, onError: (e: unknown) => void): Promise<{ stop(): Promise<void> }>;
+  /** PGlite: the checkpoints the journal ran (a store's journal, or the store thread's). */
+  checkpointStats?(): CheckpointStats;
   close?(): Promise<void>;
 }
 
@@ -107,6 +115,7 @@ function storeBackend(store: Store, owned: boolean): Backend {
     reads: store.readModels,
     store,
     startProjections: async (ms, onError) => new ProjectionRunner(store.db, store.journal, allProjections.map(forHostJournal)).start(ms, onError),
+    ...(store.dialect === 'pglite' && { checkpointStats: () => store.journal.checkpointStats }),
     ...(owned ? { close: () => store.close() } : {}),
   };
 }
@@ -172,6 +181,12 @@ export class EmbeddedVenue extends VenueCore {
     const id = this.node.nodeId;
     const s = this.node.stats;
     const L: string[] = [journalMetricsText(this.journal, id).trimEnd()];
+    const ck = this.backend.checkpointStats?.();
+    if (ck) {
+      L.push('# HELP bourse_journal_checkpoints_total PGlite checkpoints the journal ran (one per 64 MiB of WAL; they recycle WAL segments).', '# TYPE bourse_journal_checkpoints_total counter', `bourse_journal_checkpoints_total{node="${id}"} ${ck.checkpoints}`);
+      L.push('# HELP bourse_journal_checkpoint_seconds_total Time the PGlite session spent in those checkpoints.', '# TYPE bourse_journal_checkpoint_seconds_total counter', `bourse_journal_checkpoint_seconds_total{node="${id}"} ${ck.ms / 1000}`);
+      L.push('# HELP bourse_journal_checkpoint_failures_total PGlite checkpoints that failed (retried after the next append).', '# TYPE bourse_journal_checkpoint_failures_total counter', `bourse_journal_checkpoint_failures_total{node="${id}"} ${ck.failures}`);
+    }
     L.push('# HELP bourse_actor_commands_total Commands and messages processed by the actor node.', '# TYPE bourse_actor_commands_total counter', `bourse_actor_commands_total{node="${id}"} ${s.commands}`);
     L.push('# HELP bourse_actor_crashes_total Entity crashes (state rebuilt from the journal).', '# TYPE bourse_actor_crashes_total counter', `bourse_actor_crashes_total{node="${id}"} ${s.crashes}`);
     L.push('# HELP bourse_actor_journal_failures_total Failed journal appends.', '# TYPE bourse_actor_journal_failures_total counter', `bourse_actor_journal_failures_total{node="${id}"} ${s.journalFailures}`);

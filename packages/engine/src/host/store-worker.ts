@@ -48,7 +48,8 @@ async function handle(r: Request): Promise<unknown> {
   switch (r.op) {
     case 'appendPrepared':
       appendsSeen++;
-      return j.appendPrepared(a[0] as never);
+      await j.appendPrepared(a[0] as never);
+      return { ...j.checkpointStats }; // for the engine thread's /metrics
     case 'readOpen': {
       const id = nextCursor++;
       cursors.set(id, j.read(a[0] as string, a[1] as number, a[2] as never)[Symbol.asyncIterator]());

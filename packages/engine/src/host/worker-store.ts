@@ -24,6 +24,13 @@ function toError(e: { name: string; message: string; conflicts?: never; scope?: 
   return err;
 }
 
+/** PGlite checkpoints the journal ran on the store thread (`StoreJournal.checkpointStats`). */
+export interface CheckpointStats {
+  readonly checkpoints: number;
+  readonly ms: number;
+  readonly failures: number;
+}
+
 export class WorkerStore {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
@@ -31,6 +38,8 @@ export class WorkerStore {
   #closed = false;
   readonly journal: Journal;
   readonly reads: VenueReads;
+  /** As of the last append's answer (the store thread sends them along with it). */
+  checkpointStats: CheckpointStats = { checkpoints: 0, ms: 0, failures: 0 };
 
   private constructor(onError: (e: unknown) => void) {
     const here = import.meta.url;
@@ -59,7 +68,8 @@ export class WorkerStore {
       // a few arrays and bytes, instead of structured-cloning every event object and packing it itself.
       append: async (writes: readonly JournalWrite[], options?: AppendOptions) => {
         const prep = prepareAppend(writes, options?.fences ?? []);
-        await this.#call('appendPrepared', [prep], [prep.payload.buffer as ArrayBuffer]);
+        const stats = (await this.#call('appendPrepared', [prep], [prep.payload.buffer as ArrayBuffer])) as CheckpointStats | undefined;
+        if (stats) this.checkpointStats = stats;
       },
       read: (persistenceId: string, fromSeq: number, options?: ReadOptions): AsyncIterable<JournalPage> => ({
         [Symbol.asyncIterator]() {
