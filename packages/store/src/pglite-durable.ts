@@ -55,6 +55,11 @@ export function pgliteSyncCount(pglite: PGlite): number {
   return installed.get(pglite)?.syncs ?? 0;
 }
 
+/** WAL files this PGlite has written to since they were last synced (0 if never made durable). */
+export function pglitePendingWalFiles(pglite: PGlite): number {
+  return installed.get(pglite)?.written.size ?? 0;
+}
+
 /** Bytes this PGlite has written to its WAL files since `makePGliteDurable` (0 if never made durable). */
 export function pgliteWalBytes(pglite: PGlite): number {
   return installed.get(pglite)?.walBytes ?? 0;
@@ -115,6 +120,16 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
       return close.call(this, stream);
     };
     ops.fsync = (stream) => {
+      // WAL first. Postgres's own WAL flushes (fdatasync) are stubs here, so before it makes anything
+      // else durable (data files and pg_control at a checkpoint, a new segment, a directory), the WAL
+      // written so far is synced: a synced pg_control never points at a checkpoint record that is not
+      // on disk, and a data file synced at a checkpoint never runs ahead of its WAL.
+      for (const fd of state.written) {
+        if (fd === stream.nfd) continue;
+        fdatasyncSync(fd);
+        state.syncs++;
+      }
+      state.written.clear();
       if (stream.nfd !== undefined) {
         state.written.delete(stream.nfd);
         fdatasyncSync(stream.nfd);
