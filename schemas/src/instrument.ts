@@ -123,6 +123,18 @@ export function canonicalInstrument(i: Instrument): Instrument {
   return Object.freeze(copy) as unknown as Instrument;
 }
 
+/** `i` as a positional row in {@link INSTRUMENT_FIELDS} order (how snapshots store instruments compactly). */
+export function instrumentRow(i: Instrument): unknown[] {
+  return INSTRUMENT_FIELDS.map((k) => i[k]);
+}
+
+/** The frozen instrument an {@link instrumentRow} row stores (not validated: rows come from our own snapshots). */
+export function instrumentFromRow(row: readonly unknown[]): Instrument {
+  const o = {} as Record<string, unknown>;
+  INSTRUMENT_FIELDS.forEach((k, n) => (o[k] = row[n]));
+  return Object.freeze(o) as unknown as Instrument;
+}
+
 /** Fields an instrument definition sent at run time must name; the others default as in `defineInstrument`. */
 export const INSTRUMENT_REQUIRED_FIELDS = ['symbol', 'mode', 'base', 'quote', 'tickSize', 'lotSize'] as const satisfies readonly (keyof Instrument)[];
 

@@ -28,7 +28,7 @@ import type {
   RejectCode,
   StateMachine,
 } from '@bourse/schemas';
-import { INSTRUMENT_FIELDS, Reject, canonicalInstrument, sameInstrument, validateInstrument } from '@bourse/schemas';
+import { Reject, canonicalInstrument, instrumentFromRow, instrumentRow, sameInstrument, validateInstrument } from '@bourse/schemas';
 import { bookMachine } from '../book/index.js';
 import type { BookState } from '../book/index.js';
 import { ledgerMachine } from '../risk/index.js';
@@ -503,7 +503,7 @@ export function registryKind(accountNoMax: number, configured: ReadonlyMap<strin
   const snapshot = (s: RegistryState) => ({
     a: [...s.accounts],
     n: s.next,
-    ...(s.instruments.size > 0 ? { i: [...s.instruments.values()].sort((x, y) => (x.symbol < y.symbol ? -1 : 1)).map((i) => INSTRUMENT_FIELDS.map((k) => i[k])) } : {}),
+    ...(s.instruments.size > 0 ? { i: [...s.instruments.values()].sort((x, y) => (x.symbol < y.symbol ? -1 : 1)).map(instrumentRow) } : {}),
   });
   return {
     kind: 'venue',
@@ -529,9 +529,8 @@ export function registryKind(accountNoMax: number, configured: ReadonlyMap<strin
         const y = x as { a: [string, number][]; n: number; i?: unknown[][] };
         const instruments = new Map<string, Instrument>();
         for (const row of y.i ?? []) {
-          const o = {} as Record<string, unknown>;
-          INSTRUMENT_FIELDS.forEach((k, n) => (o[k] = row[n]));
-          instruments.set(o.symbol as string, Object.freeze(o) as unknown as Instrument);
+          const i = instrumentFromRow(row);
+          instruments.set(i.symbol, i);
         }
         return { accounts: new Map(y.a), next: y.n, instruments };
       },

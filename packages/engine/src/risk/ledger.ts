@@ -49,7 +49,7 @@ import type {
   SetRiskLimits,
   HoldReleaseReason,
 } from '@bourse/schemas';
-import { ACCOUNT_NO_MAX, INSTRUMENT_FIELDS, LEDGER_AMOUNT_MAX, LEDGER_OPEN_ORDERS_MAX, ORDER_SEQ_BITS, Reject, canonicalInstrument, feeOf, sameInstrument, validateInstrument } from '@bourse/schemas';
+import { ACCOUNT_NO_MAX, LEDGER_AMOUNT_MAX, LEDGER_OPEN_ORDERS_MAX, ORDER_SEQ_BITS, Reject, canonicalInstrument, feeOf, instrumentFromRow, instrumentRow, sameInstrument, validateInstrument } from '@bourse/schemas';
 import { hashOf } from '../util/hash.js';
 import { divCeil, isSafeNonNeg, isSafePos, mulDivFloor } from './arith.js';
 
@@ -147,7 +147,6 @@ const ORDER_TYPES: ReadonlySet<unknown> = new Set(['limit', 'market', 'stop', 's
 const TIFS: ReadonlySet<unknown> = new Set(['GTC', 'IOC', 'FOK', 'GTD']);
 const STPS: ReadonlySet<unknown> = new Set(['cancelTaker', 'cancelMaker', 'cancelBoth', 'decrementBoth']);
 const NO_LIMITS: RiskLimits = Object.freeze({ maxPositionQty: 0, maxLeverage: 0, dailyLossLimit: 0 });
-const INSTRUMENT_KEYS = INSTRUMENT_FIELDS;
 
 /** Instruments already found valid: a memo only (never part of state), so validation runs once per object. */
 const validInstruments = new WeakSet<object>();
@@ -992,7 +991,7 @@ export function snapshot(s: LedgerState): unknown {
     ]),
     positions: byKey(s.positions).map(([, p]) => [p.symbol, p.collateral, p.qty, p.entryCost, p.realizedPnl, p.margin]),
     marks: byKey(s.marks),
-    instruments: byKey(s.instruments).map(([, i]) => INSTRUMENT_KEYS.map((k) => i[k])),
+    instruments: byKey(s.instruments).map(([, i]) => instrumentRow(i)),
     limits: [s.limits.maxPositionQty, s.limits.maxLeverage, s.limits.dailyLossLimit],
     day: s.day,
     dayPnl: s.dayPnl,
@@ -1041,9 +1040,7 @@ export function restore(snap: unknown): LedgerState {
     if (clientOrderId !== undefined) s.clientIds.set(clientOrderId, orderId);
   }
   for (const row of x.instruments) {
-    const o = {} as Record<string, unknown>;
-    INSTRUMENT_KEYS.forEach((k, n) => (o[k] = row[n]));
-    const i = Object.freeze(o) as unknown as Instrument;
+    const i = instrumentFromRow(row);
     validInstruments.add(i);
     s.instruments.set(i.symbol, i);
   }
