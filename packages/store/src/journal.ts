@@ -112,15 +112,16 @@ export function prepareAppend<E>(writes: readonly JournalWrite<E>[], fences: rea
     p.heads.set(id, { expected: m.expected, count: m.events.length });
     for (let i = 0; i < m.events.length; i += rowEventsMax) {
       const slice = m.events.length <= rowEventsMax ? m.events : m.events.slice(i, i + rowEventsMax);
-      const bytes = codec.encode(slice);
+      const [a, b, c] = codec.encodeParts(slice);
+      const length = a.length + b.length + c.length;
       p.ids.push(id);
       p.froms.push(m.expected + i + 1);
       p.tos.push(m.expected + i + slice.length);
       p.checks.push(i === 0);
       p.offs.push(off);
-      p.lens.push(bytes.length);
-      chunks.push(bytes);
-      off += bytes.length;
+      p.lens.push(length);
+      chunks.push(a, b, c);
+      off += length;
     }
   }
   // A buffer of its own (Buffer.concat may return a slice of the shared pool), so it can be transferred.

@@ -4,6 +4,7 @@ import type { JournalPage } from '@bourse/actors';
 import { openTestStore, testDialects } from '../src/testing.js';
 import { prepareAppend } from '../src/journal.js';
 import type { Store } from '../src/store.js';
+import { FORMAT_1_EVENTS, FORMAT_1_ROW_HEX } from './fixtures/format1.js';
 
 export const failure = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: unknown) => e);
 
@@ -143,6 +144,18 @@ for (const dialect of testDialects()) {
       const err2 = await readAll(store, 'd/1').then(() => undefined, (e: unknown) => e);
       expect(err2).to.be.instanceOf(JournalDecodeError);
       expect(err2).to.include({ persistenceId: 'd/1', seq: 3 });
+    });
+
+    it('journal - rows stored in format 1 (before format 2) still read back, next to format 2 rows', async () => {
+      const events = FORMAT_1_EVENTS;
+      await store.journal.append([{ persistenceId: 'f1/1', expectedSeq: 0, events }]);
+      await store.journal.append([{ persistenceId: 'f1/1', expectedSeq: 5, events: [{ type: 'Fill', qty: 5, px: 1, acc: 'a3' }] }]);
+      // The first row as the format-1 codec wrote it.
+      await store.db.updateTable('journal').set({ format: 1, payload: Buffer.from(FORMAT_1_ROW_HEX, 'hex') }).where('persistence_id', '=', 'f1/1').where('seq_from', '=', 1).execute();
+      const rows = await store.db.selectFrom('journal').select(['seq_from', 'format']).where('persistence_id', '=', 'f1/1').orderBy('seq_from').execute();
+      expect(rows.map((r) => [Number(r.seq_from), r.format])).to.deep.equal([[1, 1], [6, 2]]);
+      expect((await readAll(store, 'f1/1')).events).to.deep.equal([...events, { type: 'Fill', qty: 5, px: 1, acc: 'a3' }]);
+      expect((await readAll(store, 'f1/1', 3)).events).to.deep.equal([...events.slice(2), { type: 'Fill', qty: 5, px: 1, acc: 'a3' }]);
     });
 
     it('journal - resolves an append outcome by reading back the expected sequences', async () => {
