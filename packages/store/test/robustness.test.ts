@@ -137,6 +137,27 @@ describe('store startup [pglite]', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('startup - PGlite keeps a small result-parser table (it copies it on every query) and still parses every type our queries return', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-parsers-'));
+    const store = await openStore({ pglite: dir });
+    try {
+      const table = (store.connection.pglite as unknown as { parsers: Record<string, unknown> }).parsers;
+      // PGlite registers ~316 with our schema (one per array type in the catalog).
+      expect(Object.keys(table).length).to.be.below(60);
+      const at = '2026-11-22T01:02:03.004Z';
+      const { rows } = await store.connection.pglite!.query<Record<string, unknown>>(
+        `select 9007199254740991::int8 as i8, '\\x0102'::bytea as b, array[1, 2]::int8[] as i8s, array['x', 'y']::text[] as ts, true as t,
+                '{"k":1}'::jsonb as j, 1.5::float8 as f, 7::int4 as i4, 3::int2 as i2, '${at}'::timestamptz as at, 'v'::varchar as v, null::text as n`,
+      );
+      expect(rows[0]).to.deep.equal({
+        i8: 9007199254740991, b: Buffer.from([1, 2]), i8s: [1, 2], ts: ['x', 'y'], t: true, j: { k: 1 }, f: 1.5, i4: 7, i2: 3, at: new Date(at), v: 'v', n: null,
+      });
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 for (const dialect of testDialects()) {
