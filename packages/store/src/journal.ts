@@ -24,6 +24,7 @@ import type {
   SequenceConflict,
   Snapshot,
 } from '@bourse/actors';
+import { protocol, type PGlite } from '@electric-sql/pglite';
 import { CURRENT_FORMAT, EventCodec } from './codec.js';
 import { copyOutBinary, int8, readInt2, readInt8 } from './pg-copy.js';
 import { pgliteWalBytes, syncPGlite } from './pglite-durable.js';
@@ -80,6 +81,27 @@ export interface PreparedAppend {
 
 const APPEND_SQL =
   'select bourse_journal_append($1::text[], $2::int8[], $3::int8[], $4::bool[], $5::int4[], $6::int4[], $7::bytea, $8::int2, $9::text[], $10::int8[]) as n';
+
+/** PGlite: the name `APPEND_SQL` is parsed under, once per PGlite instance (those in `appendPreparedOn`). */
+const PGLITE_APPEND_STATEMENT = 'bourse_journal_append';
+const { serialize } = protocol;
+const appendPreparedOn = new WeakSet<PGlite>();
+const BYTEA_OID = 17;
+/** The types of `APPEND_SQL`'s parameters (text[], int8[], int8[], bool[], int4[], int4[], bytea, int2, text[], int8[]). */
+const APPEND_PARAM_TYPES = [1009, 1016, 1016, 1000, 1007, 1007, BYTEA_OID, 21, 1009, 1016] as const;
+
+/**
+ * Protocol messages on PGlite's session, then a Sync, which ends the implicit transaction (committing
+ * it, or rolling it back after an error; Postgres skips the messages after an error until the Sync).
+ * Throws the first error Postgres reported.
+ */
+async function protocolCalls(pglite: PGlite, messages: readonly Uint8Array[]): Promise<void> {
+  try {
+    for (const m of messages) await pglite.execProtocol(m, { syncToFs: false });
+  } finally {
+    await pglite.execProtocol(serialize.sync(), { syncToFs: false });
+  }
+}
 
 const isSafeSeq = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 const DEFAULT_ROW_EVENTS_MAX = 4096;
@@ -185,7 +207,8 @@ export class StoreJournal<E = unknown> implements Journal<E> {
           // A named statement: each pooled session parses and plans it once, then only binds and runs it.
           if (this.#closed) throw new JournalUsageError('journal is closed');
           await pool.query({ name: 'bourse_journal_append', text: APPEND_SQL, values: params });
-        } else await this.#query(APPEND_SQL, params);
+        } else if (this.#conn.pglite) await this.#appendPGlite(params);
+        else await this.#query(APPEND_SQL, params);
         return;
       } catch (e) {
         const typed = this.#appendError(e);
@@ -481,22 +504,56 @@ export class StoreJournal<E = unknown> implements Journal<E> {
 
   async #query<R>(text: string, params: readonly unknown[]): Promise<R[]> {
     if (this.#closed) throw new JournalUsageError('journal is closed');
-    const { pglite, lock } = this.#conn;
-    if (pglite && lock) {
-      // PGlite's one session, on the urgent lane: the journal goes before queued read-model work.
-      // Synced before it resolves: PGlite's own fsyncs never reach the disk (pglite-durable.ts).
-      const rows = await lock.run(true, async () => {
-        const res = await pglite.query<R>(text, params as unknown[]);
-        syncPGlite(pglite);
-        return res.rows;
-      });
-      if (this.#checkpointWalBytes > 0 && this.#checkpointing === undefined && pgliteWalBytes(pglite) - this.#walAtCheckpoint >= this.#checkpointWalBytes) {
-        this.#checkpointing = this.#checkpoint().finally(() => (this.#checkpointing = undefined));
-      }
-      return rows;
-    }
+    if (this.#conn.pglite) return this.#onPGlite(async (pglite) => (await pglite.query<R>(text, params as unknown[])).rows);
     const res = await this.#conn.db.executeQuery<R>(CompiledQuery.raw(text, params as unknown[]));
     return res.rows;
+  }
+
+  /**
+   * Runs `fn` on PGlite's one session, on the urgent lane (the journal goes before queued read-model
+   * work), and syncs the WAL before it resolves: PGlite's own fsyncs never reach the disk
+   * (pglite-durable.ts). Then starts a checkpoint if enough WAL has been written since the last.
+   */
+  async #onPGlite<R>(fn: (pglite: PGlite) => Promise<R>): Promise<R> {
+    const { pglite, lock } = this.#conn;
+    if (!pglite || !lock) throw new JournalUsageError('not a PGlite journal');
+    const result = await lock.run(true, async () => {
+      const r = await fn(pglite);
+      syncPGlite(pglite);
+      return r;
+    });
+    if (this.#checkpointWalBytes > 0 && this.#checkpointing === undefined && pgliteWalBytes(pglite) - this.#walAtCheckpoint >= this.#checkpointWalBytes) {
+      this.#checkpointing = this.#checkpoint().finally(() => (this.#checkpointing = undefined));
+    }
+    return result;
+  }
+
+  /**
+   * PGlite: the append as a named statement, parsed once per PGlite instance; each append then costs
+   * three protocol calls (bind, execute, sync) where `pglite.query` makes six (parse, describe, bind,
+   * describe, execute, sync) and parses the results. Measured with two-row appends (1000 in a row):
+   * 1.53-1.87 -> 1.04-1.20 ms for one event per row, 1.71-1.87 -> 1.34-1.45 ms for 85. Errors are
+   * PGlite's DatabaseError with Postgres's code and detail, as from `query` (`#appendError` maps them).
+   */
+  async #appendPGlite(params: readonly unknown[]): Promise<void> {
+    if (this.#closed) throw new JournalUsageError('journal is closed');
+    await this.#onPGlite(async (pglite) => {
+      if (!appendPreparedOn.has(pglite)) {
+        try {
+          await protocolCalls(pglite, [serialize.parse({ name: PGLITE_APPEND_STATEMENT, text: APPEND_SQL })]);
+        } catch (e) {
+          // 42P05: another journal on this session (or a wrapper of this PGlite) prepared it already.
+          if ((e as { code?: string }).code !== '42P05') throw e;
+        }
+        appendPreparedOn.add(pglite);
+      }
+      const serializers = (pglite as unknown as { serializers: Record<number, (v: unknown) => unknown> }).serializers;
+      const values = params.map((v, i) => {
+        const oid = APPEND_PARAM_TYPES[i]!;
+        return oid === BYTEA_OID ? v : serializers[oid]!(v);
+      }) as string[];
+      await protocolCalls(pglite, [serialize.bind({ statement: PGLITE_APPEND_STATEMENT, values }), serialize.execute({})]);
+    });
   }
 
   /**

@@ -175,7 +175,7 @@ for (const dialect of testDialects()) {
       for (const when of ['after', 'before'] as const) {
         let armed = true;
         // The break is injected wherever the journal sends its append: kysely (db.executeQuery), the
-        // pg pool (a named statement) or PGlite directly (its one session, on the journal's lane).
+        // pg pool (a named statement) or PGlite's protocol (its one session, on the journal's lane).
         const breaking = <T extends object>(target: T, method: string, sqlOf: (arg: any) => string): T =>
           new Proxy(target, {
             get(t, prop, recv) {
@@ -197,12 +197,42 @@ for (const dialect of testDialects()) {
             },
           });
         const sqlOf = (a: any): string => (typeof a === 'string' ? a : String(a?.text ?? a?.sql ?? ''));
+        // PGlite: the journal binds and executes its named append statement, then a Sync commits it.
+        // The break comes before the Bind (nothing sent) or after that Sync returned (committed).
+        const breakingPGlite = (target: NonNullable<Connection['pglite']>) => {
+          let appending = false;
+          return new Proxy(target, {
+            get(t, prop, recv) {
+              const f = Reflect.get(t, prop, recv);
+              if (prop !== 'execProtocol' || typeof f !== 'function') return typeof f === 'function' ? f.bind(t) : f;
+              return async (message: Uint8Array, ...rest: unknown[]) => {
+                const type = String.fromCharCode(message[0]!);
+                if (type === 'B' && Buffer.from(message).toString('latin1').includes('bourse_journal_append')) {
+                  appending = true;
+                  if (armed && when === 'before') {
+                    armed = false;
+                    throw Object.assign(new Error('Connection terminated unexpectedly'), {});
+                  }
+                }
+                const r = await f.apply(t, [message, ...rest]);
+                if (type === 'S' && appending) {
+                  appending = false;
+                  if (armed && when === 'after') {
+                    armed = false;
+                    throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+                  }
+                }
+                return r;
+              };
+            },
+          });
+        };
         const c = store.connection;
         const conn = {
           ...c,
           db: breaking(c.db, 'executeQuery', sqlOf),
           ...(c.pool ? { pool: breaking(c.pool, 'query', sqlOf) } : {}),
-          ...(c.pglite ? { pglite: breaking(c.pglite, 'query', sqlOf) } : {}),
+          ...(c.pglite ? { pglite: breakingPGlite(c.pglite) } : {}),
         } as Connection;
         const j = new StoreJournal(conn, { retry: { budgetMs: 3000, baseDelayMs: 1, maxDelayMs: 10 } });
         const id = `u/${when}`;
