@@ -18,7 +18,7 @@ import type { LedgerEvent } from '@bourse/schemas';
 import { Venue, FEES_ACCOUNT, CLEARING_ACCOUNT } from '../src/venue/venue.js';
 import { openEmbeddedVenue, EmbeddedVenue, InjectedJournalFault } from '../src/host/index.js';
 import { CATCH_UP_SLICE } from '../src/host/core.js';
-import type { EmbeddedTarget } from '../src/host/index.js';
+import type { EmbeddedTarget, EmbeddedVenueOptions } from '../src/host/index.js';
 import type { LedgerState } from '../src/risk/index.js';
 import type { PrivateEvent } from '../src/venue/gateway.js';
 import { SPOT, PERP, ACCOUNTS, MID, opArb, funded, orderRequest } from './traders.js';
@@ -453,25 +453,38 @@ describe('host - the engine actors behind the VenueGateway', () => {
     }
   });
 
+  /** A funded venue on a MemoryJournal whose commits `block()` holds until `openGate()`. */
+  async function gatedVenue(opts: Pick<EmbeddedVenueOptions, 'ordersInFlightMax' | 'ordersQueuedMax' | 'ordersQueuedMaxWaitMs'>) {
+    const journal = new MemoryJournal();
+    const clock = new TestClock();
+    const v = await openEmbeddedVenue({ journal }, { instruments: INSTRUMENTS, now: clock.now, tickMs: 0, projectionIntervalMs: 0, ...opts });
+    for (const a of ACCOUNTS) await v.openAccount(a, ctx);
+    for (const [i, a] of ACCOUNTS.entries()) {
+      await v.deposit(a, 'USD', 5_000_000, `u${i}`, ctx);
+      await v.deposit(a, 'BTC', 50_000, `b${i}`, ctx);
+    }
+    await v.settle();
+    let openGate = () => {};
+    const block = () => {
+      const gate = new Promise<void>((r) => (openGate = r));
+      journal.faults.beforeAppend = () => gate;
+    };
+    const open = () => {
+      journal.faults.beforeAppend = undefined;
+      openGate();
+    };
+    return { v, journal, clock, block, open };
+  }
+
   it('host - load shedding: past ordersInFlightMax + ordersQueuedMax an order is rejected at once (THROTTLE_SYSTEM_BUSY), executes nothing, and its clientOrderId can be resent', async function () {
     this.timeout(30_000);
     const IN_FLIGHT = 4;
     const QUEUED = 3;
     const N = 12;
-    const journal = new MemoryJournal();
-    const clock = new TestClock();
-    const v = await openEmbeddedVenue({ journal }, { instruments: INSTRUMENTS, now: clock.now, tickMs: 0, projectionIntervalMs: 0, ordersInFlightMax: IN_FLIGHT, ordersQueuedMax: QUEUED });
-    let openGate = () => {};
+    const { v, journal, block, open } = await gatedVenue({ ordersInFlightMax: IN_FLIGHT, ordersQueuedMax: QUEUED });
     try {
-      for (const a of ACCOUNTS) await v.openAccount(a, ctx);
-      for (const [i, a] of ACCOUNTS.entries()) {
-        await v.deposit(a, 'USD', 5_000_000, `u${i}`, ctx);
-        await v.deposit(a, 'BTC', 50_000, `b${i}`, ctx);
-      }
-      await v.settle();
       // Block every commit: admitted orders cannot be answered until the gate opens.
-      const gate = new Promise<void>((r) => (openGate = r));
-      journal.faults.beforeAppend = () => gate;
+      block();
       // a1 buys and a2 sells at the same price, so the admitted orders trade once they run.
       const req = (i: number) => spotReq(i % 2 === 0, 0, 1, `s${i}`);
       const acct = (i: number) => (i % 2 === 0 ? 'a1' : 'a2');
@@ -495,8 +508,7 @@ describe('host - the engine actors behind the VenueGateway', () => {
       // The admitted ones (in flight and queued) are still waiting behind the gate: the test measures what it claims.
       await new Promise((r) => setTimeout(r, 20));
       expect(answered.slice(0, IN_FLIGHT + QUEUED), 'admitted orders wait for the journal').to.deep.equal(new Array(IN_FLIGHT + QUEUED).fill(false));
-      journal.faults.beforeAppend = undefined;
-      openGate();
+      open();
       const results = await Promise.all(admitted);
       for (const [i, r] of results.entries()) expect(r.ok, `admitted order ${i}: ${JSON.stringify(r)}`).to.equal(true);
       await v.settle();
@@ -522,8 +534,45 @@ describe('host - the engine actors behind the VenueGateway', () => {
       expect(shedMs, 'the excess was answered at once').to.be.below(1_000);
       expect(v.node.stats.crashes, 'no entity crashed').to.equal(0);
     } finally {
-      journal.faults.beforeAppend = undefined;
-      openGate(); // close() waits for the blocked commit
+      open(); // close() waits for the blocked commit
+      await v.close();
+    }
+  });
+
+  it('host - load shedding by wait: while the oldest queued order has waited over ordersQueuedMaxWaitMs, new orders are rejected at once; the queued ones still execute', async function () {
+    this.timeout(30_000);
+    const WAIT_MS = 50;
+    const { v, journal, clock, block, open } = await gatedVenue({ ordersInFlightMax: 2, ordersQueuedMax: 100, ordersQueuedMaxWaitMs: WAIT_MS });
+    try {
+      block();
+      const req = (i: number) => spotReq(i % 2 === 0, 0, 1, `w${i}`);
+      const acct = (i: number) => (i % 2 === 0 ? 'a1' : 'a2');
+      const answered = new Set<number>();
+      const place = (i: number) => v.placeOrder(acct(i), req(i), ctx).then((r) => (answered.add(i), r));
+      // Two in flight, three queued at t = 1000.
+      const first = [0, 1, 2, 3, 4].map(place);
+      await new Promise((r) => setTimeout(r, 20));
+      // At exactly the bound the queue still admits (one more queued, at t = 1050).
+      clock.t += WAIT_MS;
+      const atBound = place(5);
+      await new Promise((r) => setTimeout(r, 20));
+      expect([...answered], 'nothing answered while the journal is blocked').to.deep.equal([]);
+      // Past it: answered at once, nothing executed.
+      clock.t += 1;
+      const shed = await Promise.race([place(6), new Promise<never>((_, rej) => setTimeout(() => rej(new Error('not shed: queued instead')), 2_000).unref?.())]);
+      expect(shed).to.deep.include({ ok: false, code: Reject.THROTTLE_SYSTEM_BUSY });
+      expect((shed as { message: string }).message).to.match(/waited over 50 ms/);
+      open();
+      for (const [i, r] of (await Promise.all([...first, atBound])).entries()) expect(r.ok, `admitted order ${i}: ${JSON.stringify(r)}`).to.equal(true);
+      // The queue drained: time alone sheds nothing.
+      clock.t += 10 * WAIT_MS;
+      expect((await place(6)).ok, 'the shed order, resent once the queue is empty').to.equal(true);
+      await v.settle();
+      const held: string[] = [];
+      for (const a of ['a1', 'a2']) for (const e of await domainEvents(journal, `account/${a}`)) if ((e as LedgerEvent).type === 'OrderHeld') held.push((e as { clientOrderId?: string }).clientOrderId ?? '');
+      expect(held.sort(), 'each admitted order held once, the shed one only after its resend').to.deep.equal(['w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6']);
+    } finally {
+      open();
       await v.close();
     }
   });
