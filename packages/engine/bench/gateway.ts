@@ -3,7 +3,7 @@
  * commit, reliable saga messages) on PGlite and on Postgres, with ack latency.
  *
  *   pnpm exec tsc -b packages/engine && node packages/engine/dist/bench/gateway.js [--seconds 5] [--clients 64] [--window 64]
- *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500] [--in-flight 256] [--no-store-thread] [--rate N]
+ *        [--accounts 32] [--pg URL | --no-pg] [--no-pglite] [--projections] [--window-us 500] [--in-flight 256] [--queue-wait-ms 0] [--no-store-thread] [--rate N]
  *
  * Method: one instrument, `--accounts` funded accounts. `--clients` closed-loop clients each keep
  * `--window` placeOrder calls in flight (so up to clients×window outstanding), back to back for
@@ -62,7 +62,7 @@ function pct(sorted: number[], p: number): number {
 
 async function run(target: EmbeddedTarget | { memory: true }) {
   if ('memory' in target) target = { journal: new MemoryJournal() };
-  const v = await openEmbeddedVenue(target, { instruments: [SPOT], tickMs: 0, projectionIntervalMs: flag('projections') ? 100 : 0, groupCommit: { windowUs }, ordersInFlightMax: opt('in-flight', 256), storeThread: !flag('no-store-thread') });
+  const v = await openEmbeddedVenue(target, { instruments: [SPOT], tickMs: 0, projectionIntervalMs: flag('projections') ? 100 : 0, groupCommit: { windowUs }, ordersInFlightMax: opt('in-flight', 256), ordersQueuedMaxWaitMs: opt('queue-wait-ms', 0), storeThread: !flag('no-store-thread') });
   try {
     const names = Array.from({ length: accounts }, (_, i) => `b${i}`);
     for (const a of names) {
@@ -183,9 +183,9 @@ async function run(target: EmbeddedTarget | { memory: true }) {
 console.log(
   `gateway bench: EmbeddedVenue.placeOrder, ${opt('rate', 0) > 0 ? `open loop at ${opt('rate', 0)} orders/s (latency from the due time)` : `closed loop, ${clients} clients x ${window} in flight`}, ${accounts} accounts, 1 instrument, ` +
     `half GTC resting / half IOC crossing limits of 1-5 lots, ${seconds}s measured after 1s warm-up, group-commit window ${windowUs}us, ` +
-    `store ${flag('no-store-thread') ? 'on the engine thread' : 'on its own worker thread'}, at most ${opt('in-flight', 256)} orders in the saga (the rest queue at the gateway), projections ${flag('projections') ? 'on (100 ms)' : 'off'}; latency = call to committed answer (closed loop)`,
+    `store ${flag('no-store-thread') ? 'on the engine thread' : 'on its own worker thread'}, at most ${opt('in-flight', 256)} orders in the saga (the rest queue at the gateway; shedding by queue wait ${opt('queue-wait-ms', 0) > 0 ? `past ${opt('queue-wait-ms', 0)} ms` : 'off, so the closed loop measures capacity at its concurrency, not a storm of rejects'}), projections ${flag('projections') ? 'on (100 ms)' : 'off'}; latency = call to committed answer (closed loop)`,
 );
-const result: Record<string, unknown> = { bench: 'gateway', rate: opt('rate', 0), seconds, clients, window, accounts, windowUs, inFlight: opt('in-flight', 256), storeThread: !flag('no-store-thread') };
+const result: Record<string, unknown> = { bench: 'gateway', rate: opt('rate', 0), seconds, clients, window, accounts, windowUs, inFlight: opt('in-flight', 256), queueWaitMs: opt('queue-wait-ms', 0), storeThread: !flag('no-store-thread') };
 if (flag('memory')) result.memory = await run({ memory: true });
 if (!flag('no-pglite')) {
   const dir = mkdtempSync(path.join(tmpdir(), 'bourse-bench-'));

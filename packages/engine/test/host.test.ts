@@ -562,6 +562,17 @@ describe('host - the engine actors behind the VenueGateway', () => {
       const shed = await Promise.race([place(6), new Promise<never>((_, rej) => setTimeout(() => rej(new Error('not shed: queued instead')), 2_000).unref?.())]);
       expect(shed).to.deep.include({ ok: false, code: Reject.THROTTLE_SYSTEM_BUSY });
       expect((shed as { message: string }).message).to.match(/waited over 50 ms/);
+      // A closed loop in this process that resends at once on every reject still lets timers run
+      // (bounded, so that without it the test fails instead of hanging).
+      let stop = false;
+      let hammered = 0;
+      setTimeout(() => (stop = true), 30);
+      while (!stop && hammered < 100_000) {
+        const r = await v.placeOrder(acct(7), req(7), ctx);
+        expect(r).to.deep.include({ ok: false, code: Reject.THROTTLE_SYSTEM_BUSY });
+        hammered++;
+      }
+      expect(stop, `the 30 ms timer ran while ${hammered} orders were shed in a loop`).to.equal(true);
       open();
       for (const [i, r] of (await Promise.all([...first, atBound])).entries()) expect(r.ok, `admitted order ${i}: ${JSON.stringify(r)}`).to.equal(true);
       // The queue drained: time alone sheds nothing.

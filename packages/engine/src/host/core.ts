@@ -257,12 +257,16 @@ export abstract class VenueCore implements VenueGateway {
       // Load shedding: a full queue, or one whose oldest order has waited too long, answers at once,
       // before anything (the clientOrderId included) is touched.
       const waiting = this.#admission.length - this.#admissionHead;
-      if (waiting >= this.#queuedMax) {
-        return reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: ${this.#inFlightMax} orders in flight and ${this.#queuedMax} queued; retry later`);
-      }
       const now = this.#now();
-      if (waiting > 0 && this.#queuedMaxWaitMs > 0 && now - this.#admittedAt[this.#admissionHead]! > this.#queuedMaxWaitMs) {
-        return reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: queued orders have waited over ${this.#queuedMaxWaitMs} ms for one of ${this.#inFlightMax} places; retry later`);
+      const full = waiting >= this.#queuedMax;
+      if (full || (waiting > 0 && this.#queuedMaxWaitMs > 0 && now - this.#admittedAt[this.#admissionHead]! > this.#queuedMaxWaitMs)) {
+        // Answered after a turn of the event loop: an in-process caller that resends at once on every
+        // reject (a closed loop) would otherwise run in microtasks only, and no timer or I/O (the commits
+        // that would drain the queue) would ever run again.
+        await new Promise<void>((r) => setImmediate(r));
+        return full
+          ? reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: ${this.#inFlightMax} orders in flight and ${this.#queuedMax} queued; retry later`)
+          : reject(Reject.THROTTLE_SYSTEM_BUSY, `venue busy: queued orders have waited over ${this.#queuedMaxWaitMs} ms for one of ${this.#inFlightMax} places; retry later`);
       }
       await new Promise<void>((r) => {
         this.#admission.push(r);
