@@ -262,6 +262,11 @@ export class MemoryJournal implements Journal {
     return out;
   }
 
+  /** Test helper: the sequences of an id's stored snapshots, oldest first. */
+  snapshotSeqsOf(persistenceId: string): number[] {
+    return (this.streams.get(persistenceId)?.snapshots ?? []).map((x) => x.seq);
+  }
+
   /** Test helper: the persistence ids that have events or snapshots. */
   ids(): string[] {
     return [...this.streams.keys()];

@@ -89,6 +89,12 @@ export interface ActorNodeOptions {
   readonly reliable?: ReliableOptions;
   /** Snapshot every this many events unless the kind says otherwise. Default 1000; 0 = never. */
   readonly snapshotEventsEvery?: number;
+  /**
+   * Snapshots kept per entity: after one is saved, older ones past the newest this many are deleted
+   * (`Journal.keepSnapshots`; recovery loads only the newest). Default 2; 0 = keep every snapshot.
+   * Events are never deleted: they are the record (and private streams replay from them).
+   */
+  readonly snapshotsKept?: number;
   /** Unprocessed commands an entity holds (mailbox and stash). Default 100 000. */
   readonly mailboxCommandsMax?: number;
   /** Whether this node hosts `address` now (shard ownership). Default: every address of a known kind. */
@@ -311,6 +317,7 @@ export class ActorNode {
   private readonly onEvent: ((e: NodeEvent) => void) | undefined;
   private readonly servesFn: ((a: Address) => boolean) | undefined;
   private readonly idleMs: number;
+  private readonly snapshotsKept: number;
   private readonly activeEntitiesMax: number;
   private readonly sweepTimerMs: number;
   private sweepTimer: TimerHandle | undefined;
@@ -357,6 +364,7 @@ export class ActorNode {
     this.onOutboxChange = options.onOutboxChange;
     const p = options.passivation ?? {};
     this.idleMs = p.idleMs ?? 60_000;
+    this.snapshotsKept = Math.max(0, options.snapshotsKept ?? 2);
     this.activeEntitiesMax = p.activeEntitiesMax ?? 100_000;
     this.sweepTimerMs = p.sweepMs ?? Math.max(1, this.idleMs / 2);
     const r = options.restart ?? {};
@@ -968,9 +976,12 @@ export class ActorNode {
     const snap = cell.snapshotCapture;
     if (snap !== undefined && snap.seq <= toSeq) {
       cell.snapshotCapture = undefined;
-      this.journal!.saveSnapshot({ persistenceId: cell.address, seq: snap.seq, data: snap.data }).catch((err: unknown) =>
-        this.emit({ type: 'snapshot-failed', address: cell.address, error: err }),
-      );
+      const journal = this.journal!;
+      const keep = this.snapshotsKept;
+      journal
+        .saveSnapshot({ persistenceId: cell.address, seq: snap.seq, data: snap.data })
+        .then(() => (keep > 0 ? journal.keepSnapshots(cell.address, keep) : 0))
+        .catch((err: unknown) => this.emit({ type: 'snapshot-failed', address: cell.address, error: err }));
     }
     if (cell.seq === cell.committedSeq) this.settled(cell);
     if (cell.restartWhenSettled && cell.seq === cell.committedSeq) {

@@ -140,6 +140,28 @@ describe('actors - runtime', () => {
     expect(m.stateHash(replayed)).to.equal(live);
   });
 
+  it('actors - old snapshots are deleted as new ones are saved (snapshotsKept), events never', async () => {
+    const kept = new MemoryJournal();
+    const all = new MemoryJournal();
+    const a = makeNode({ journal: kept, snapshotEventsEvery: 10 });
+    const b = makeNode({ journal: all, snapshotEventsEvery: 10, snapshotsKept: 0 });
+    for (let i = 0; i < 57; i++) {
+      await a.ask('account/a', deposit(`d${i}`, i + 1), 1000);
+      await b.ask('account/a', deposit(`d${i}`, i + 1), 1000);
+    }
+    await sleep(5);
+    // Default: the newest two; 0 keeps every one (the behaviour before this option).
+    expect(kept.snapshotSeqsOf('account/a')).to.deep.equal([40, 50]);
+    expect(all.snapshotSeqsOf('account/a')).to.deep.equal([10, 20, 30, 40, 50]);
+    expect(kept.eventsOf('account/a')).to.have.length(57);
+    // Recovery from what is left gives the same state.
+    const live = a.stateHash('account/a');
+    a.kill();
+    const c = makeNode({ journal: kept, snapshotEventsEvery: 10 });
+    expect(await c.ask('account/a', balance, 1000)).to.equal((57 * 58) / 2);
+    expect(c.stateHash('account/a')).to.equal(live);
+  });
+
   it('actors - commands that arrive during recovery are stashed, never dropped', async () => {
     const journal = new MemoryJournal();
     const writer = makeNode({ journal });

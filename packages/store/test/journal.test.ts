@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { sql } from 'kysely';
 import { JournalConflictError, JournalDecodeError, JournalFencedError, JournalGapError, JournalUsageError } from '@bourse/actors';
 import type { JournalPage } from '@bourse/actors';
 import { openTestStore, testDialects } from '../src/testing.js';
@@ -189,6 +190,33 @@ for (const dialect of testDialects()) {
       expect(await store.journal.highestSeq(id), 'the newest row survives').to.equal(100);
       await store.journal.append([{ persistenceId: id, expectedSeq: 100, events: [101] }]);
       expect(await store.journal.append([{ persistenceId: id, expectedSeq: 0, events: [1] }]).then(() => 'ok', (e: unknown) => e)).to.be.instanceOf(JournalConflictError);
+    });
+
+    it('snapshots - PGlite reuses the space of snapshots deleted by keepSnapshots (it has no autovacuum)', async function () {
+      if (dialect !== 'pglite') this.skip(); // a server's autovacuum does this, on its own schedule
+      const id = 's/space';
+      const size = async () => Number((await sql<{ n: string }>`select pg_total_relation_size('snapshots')::int8 as n`.execute(store.db)).rows[0]!.n);
+      // Incompressible bytes (xorshift), so the table's size follows what is stored.
+      let x = 2463534242;
+      const data = () => {
+        const b = new Uint8Array(256 * 1024);
+        for (let i = 0; i < b.length; i++) {
+          x ^= x << 13;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          b[i] = x & 0xff;
+        }
+        return b;
+      };
+      let after3 = 0;
+      for (let seq = 1; seq <= 12; seq++) {
+        await store.journal.saveSnapshot({ persistenceId: id, seq, data: data() });
+        await store.journal.keepSnapshots(id, 2);
+        if (seq === 3) after3 = await size();
+      }
+      expect((await store.journal.loadSnapshot(id))?.seq).to.equal(12);
+      // Nine more snapshots of 256 KiB each were saved; without a vacuum the table grew by all of them.
+      expect(await size() - after3).to.be.below(256 * 1024);
     });
   });
 }
