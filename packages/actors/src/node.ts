@@ -71,6 +71,7 @@ export type NodeEvent =
   | { readonly type: 'recovery-failed'; readonly address: Address; readonly error: unknown }
   | { readonly type: 'restart-scheduled'; readonly address: Address; readonly delayMs: number; readonly attempt: number }
   | { readonly type: 'passivated'; readonly address: Address; readonly reason: 'idle' | 'lru' }
+  /** Capturing or saving a snapshot failed, or deleting the older ones after it (`snapshotsKept`); the entity is unaffected. */
   | { readonly type: 'snapshot-failed'; readonly address: Address; readonly error: unknown }
   | { readonly type: 'effect-failed'; readonly address: Address; readonly error: unknown };
 
