@@ -11,6 +11,7 @@ import pg from 'pg';
 import type { Database } from './db.js';
 import { PGliteDialect, SessionLock } from './pglite-dialect.js';
 import { makePGliteDurable } from './pglite-durable.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { StoreAuthError, StoreConfigError, StoreReadOnlyError, StoreUnreachableError } from './errors.js';
 
 export interface PgTarget {
@@ -169,20 +170,37 @@ export async function openPGlite(dir: string): Promise<PGlite> {
   if (!existsSync(path.join(dir, 'PG_VERSION')) && readdirSync(dir).length > 0) {
     throw new StoreConfigError(`PGlite data directory ${dir} is not empty and holds no database (no PG_VERSION): give an empty or new directory, or an existing Bourse data directory`);
   }
+  // One process per directory (data-dir-lock.ts). An existing database is locked before PGlite opens
+  // it; a new one just after initdb, which refuses a directory with a file in it.
+  let release = existsSync(path.join(dir, 'PG_VERSION')) ? lockDataDir(dir) : undefined;
+  let pglite: PGlite | undefined;
   try {
     // bytea results through Node's native hex codec, parameters as binary: PGlite's own parser and
     // serializer go through a JS closure per byte, which made journal appends and replays ~10x slower.
-    const pglite = new PGlite(dir, {
+    pglite = new PGlite(dir, {
       parsers: { [INT8]: (v: string) => int8ToNumber(v), [BYTEA]: parseByteaHex },
       serializers: { [BYTEA]: serializeByteaBinary },
     });
     await pglite.waitReady;
+    release ??= lockDataDir(dir);
     makePGliteDurable(pglite, dir); // Emscripten's NODEFS drops fsync: see pglite-durable.ts
     await trimPGliteParsers(pglite);
-    return pglite;
   } catch (e) {
+    await pglite?.close().catch(() => {});
+    release?.();
+    if (e instanceof StoreConfigError) throw e;
     throw new StoreConfigError(`PGlite at ${dir} could not start: ${(e as Error).message}`, { cause: e });
   }
+  const close = pglite.close.bind(pglite);
+  const unlock = release;
+  pglite.close = async () => {
+    try {
+      await close();
+    } finally {
+      unlock();
+    }
+  };
+  return pglite;
 }
 
 /**

@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { existsSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -134,6 +135,40 @@ describe('store startup [pglite]', () => {
         await store.close();
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('startup - a PGlite directory in use by another live process is refused, naming it; a lock left by a process that has gone is taken over; close releases it', async function () {
+    this.timeout(60_000);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-lock-'));
+    const lock = path.join(dir, 'bourse.lock');
+    // Another process that is running (it only sleeps), standing in for a second `bourse start`.
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      const first = await openStore({ pglite: dir });
+      expect(readFileSync(lock, 'utf8').split('\n')[0]).to.equal(String(process.pid));
+      await first.journal.append([{ persistenceId: 'lock/1', expectedSeq: 0, events: [{ n: 1 }] }]);
+      await first.close();
+      expect(existsSync(lock), 'released by close').to.equal(false);
+
+      writeFileSync(lock, `${other.pid}\nsomehost\n2026-11-22T00:00:00Z\n`);
+      const e = await failure(openStore({ pglite: dir }));
+      expect(e).to.be.instanceOf(StoreConfigError);
+      expect((e as Error).message).to.include(`in use by process ${other.pid}`).and.include(dir);
+      expect(readFileSync(lock, 'utf8'), 'the other process keeps its lock').to.include(String(other.pid));
+
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+      const again = await openStore({ pglite: dir }); // the lock of a process that has gone is taken over
+      try {
+        expect(await again.journal.highestSeq('lock/1')).to.equal(1);
+        expect(readFileSync(lock, 'utf8').split('\n')[0]).to.equal(String(process.pid));
+      } finally {
+        await again.close();
+      }
+    } finally {
+      other.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });
