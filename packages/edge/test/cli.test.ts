@@ -7,7 +7,8 @@ import os from 'node:os';
 import { BourseClient } from '@bourse/client';
 import { openStore } from '@bourse/store';
 import { Demo, runDemo } from '../src/cli/demo.js';
-import { runStart } from '../src/cli/start.js';
+import { runDemoTraders, runStart } from '../src/cli/start.js';
+import type { VenueCore } from '@bourse/engine';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Compiled tests run from dist/test; tsx runs from test. Either way the compiled CLI is at dist/src/cli.
@@ -154,6 +155,42 @@ describe('cli - bourse', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(lines.at(-1)).to.equal('stopped.');
+  });
+
+  it('cli - the demo traders survive failing steps: counted, reported, the loop goes on, no unhandled rejection', async function () {
+    this.timeout(10_000);
+    // A venue whose asks fail for a while (as when the store is unavailable and asks time out).
+    let calls = 0;
+    const failing = (): boolean => ++calls <= 40;
+    const venue = {
+      cancelOrder: async () => {
+        if (failing()) throw new Error('no reply from book/BTC-USD within 15000 ms');
+        return { ok: true };
+      },
+      placeOrder: async () => {
+        if (failing()) throw new Error('no reply from account/mm-1 within 15000 ms');
+        return { ok: true, orderId: calls };
+      },
+      l2Snapshot: () => undefined,
+      setMarkPrice: async () => ({ ok: true }),
+    } as unknown as VenueCore;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const reported: unknown[] = [];
+    try {
+      const t = runDemoTraders(venue, 1, (e) => reported.push(e));
+      const deadline = Date.now() + 5_000;
+      while (t.stats.orders < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await t.stop();
+      await new Promise((r) => setImmediate(r));
+      expect(t.stats.failedSteps).to.be.at.least(1);
+      expect(reported).to.have.length(t.stats.failedSteps);
+      expect(t.stats.orders, 'orders placed after the failures').to.be.at.least(100);
+      expect(unhandled).to.deep.equal([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 
   it('cli - demo runs the engine core in memory: quotes, trades, and every asset conserved each second', async function () {

@@ -70,7 +70,7 @@ export async function runEdgeNode(o: EdgeNodeOptions): Promise<void> {
       print('demo API keys (fixed, demo only):');
       for (const k of DEMO_KEYS) print(`  ${k.key.padEnd(13)} ${k.role.padEnd(12)} ${(k.accounts ?? ['*']).join(',')}`);
     }
-    if (o.demoTraders) traders = runDemoTraders(gateway, 250);
+    if (o.demoTraders) traders = runDemoTraders(gateway, 250, (err) => logger.warn({ err }, 'demo traders: a step failed; trying again'));
     print('ready');
     await untilStopped(o.seconds, o.signal);
   } finally {

@@ -50,39 +50,53 @@ export async function seedDemo(venue: VenueCore): Promise<void> {
 }
 
 /** The demo's traders: requotes and a taker order every `stepMs`, through the gateway like any client. */
-export function runDemoTraders(venue: VenueCore, stepMs: number): { stop(): Promise<void>; stats: { orders: number; rejects: number } } {
+export function runDemoTraders(
+  venue: VenueCore,
+  stepMs: number,
+  onError: (e: unknown) => void = () => {},
+): { stop(): Promise<void>; stats: { orders: number; rejects: number; failedSteps: number } } {
   const rnd = prng(42);
-  const stats = { orders: 0, rejects: 0 };
+  const stats = { orders: 0, rejects: 0, failedSteps: 0 };
   let fair = 6_500_000;
   let stopped = false;
   const quotes = new Map<string, number[]>();
   const loop = (async () => {
     while (!stopped) {
       const started = Date.now();
-      fair = Math.max(1_000_000, fair + Math.round((rnd() - 0.5) * 4) * 50);
-      for (const i of DEMO_INSTRUMENTS) {
-        const lev = i.mode === 'margin' ? { leverage: 5 } : {};
-        await Promise.all((quotes.get(i.symbol) ?? []).map((id) => venue.cancelOrder('mm-1', i.symbol, id, ctx('demo-mm'))));
-        const placed = await Promise.all(
-          quotesFor({ fair, inventory: 0 }, { tick: i.tickSize, spreadTicks: 1, levels: 5, qty: 20, skewTicksPerQty: 0 }).map((q) =>
-            venue.placeOrder('mm-1', { symbol: i.symbol, side: q.side, orderType: 'limit', tif: 'GTC', price: q.price, qty: q.qty, postOnly: true, ...lev }, ctx('demo-mm')),
-          ),
-        );
-        stats.orders += placed.length;
-        quotes.set(i.symbol, placed.flatMap((r) => (r.ok ? [r.orderId] : (stats.rejects++, []))));
-        const side: Side = rnd() < 0.5 ? 'buy' : 'sell';
-        const price = fair + (side === 'buy' ? 1 : -1) * Math.floor(rnd() * 4) * i.tickSize;
-        const r = await venue.placeOrder('taker-1', { symbol: i.symbol, side, orderType: 'limit', tif: 'IOC', price, qty: 1 + Math.floor(rnd() * 15), ...lev }, ctx('demo-taker'));
-        stats.orders++;
-        if (!r.ok) stats.rejects++;
+      try {
+        await step();
+      } catch (e) {
+        // A step that fails (an ask timed out while the store was unavailable, say) must not end the
+        // loop, let alone the process (an unhandled rejection): count it, report it, wait a step, go on.
+        stats.failedSteps++;
+        onError(e);
       }
-      const snap = venue.l2Snapshot('BTC-PERP', 1);
-      const bid = snap?.bids[0]?.[0];
-      const ask = snap?.asks[0]?.[0];
-      if (bid && ask) await venue.setMarkPrice('BTC-PERP', Math.round((bid + ask) / 2 / 50) * 50, ctx('demo-mark'));
       await new Promise((r) => setTimeout(r, Math.max(0, stepMs - (Date.now() - started))));
     }
   })();
+  async function step(): Promise<void> {
+    fair = Math.max(1_000_000, fair + Math.round((rnd() - 0.5) * 4) * 50);
+    for (const i of DEMO_INSTRUMENTS) {
+      const lev = i.mode === 'margin' ? { leverage: 5 } : {};
+      await Promise.all((quotes.get(i.symbol) ?? []).map((id) => venue.cancelOrder('mm-1', i.symbol, id, ctx('demo-mm'))));
+      const placed = await Promise.all(
+        quotesFor({ fair, inventory: 0 }, { tick: i.tickSize, spreadTicks: 1, levels: 5, qty: 20, skewTicksPerQty: 0 }).map((q) =>
+          venue.placeOrder('mm-1', { symbol: i.symbol, side: q.side, orderType: 'limit', tif: 'GTC', price: q.price, qty: q.qty, postOnly: true, ...lev }, ctx('demo-mm')),
+        ),
+      );
+      stats.orders += placed.length;
+      quotes.set(i.symbol, placed.flatMap((r) => (r.ok ? [r.orderId] : (stats.rejects++, []))));
+      const side: Side = rnd() < 0.5 ? 'buy' : 'sell';
+      const price = fair + (side === 'buy' ? 1 : -1) * Math.floor(rnd() * 4) * i.tickSize;
+      const r = await venue.placeOrder('taker-1', { symbol: i.symbol, side, orderType: 'limit', tif: 'IOC', price, qty: 1 + Math.floor(rnd() * 15), ...lev }, ctx('demo-taker'));
+      stats.orders++;
+      if (!r.ok) stats.rejects++;
+    }
+    const snap = venue.l2Snapshot('BTC-PERP', 1);
+    const bid = snap?.bids[0]?.[0];
+    const ask = snap?.asks[0]?.[0];
+    if (bid && ask) await venue.setMarkPrice('BTC-PERP', Math.round((bid + ask) / 2 / 50) * 50, ctx('demo-mark'));
+  }
   return {
     stats,
     stop: async () => {
@@ -107,7 +121,7 @@ export async function runStart(opts: StartOptions): Promise<void> {
       print(`instruments: ${DEMO_INSTRUMENTS.map((i) => `${i.symbol} (${i.mode})`).join(', ')}`);
       print('demo API keys (fixed, demo only):');
       for (const k of DEMO_KEYS) print(`  ${k.key.padEnd(13)} ${k.role.padEnd(12)} ${(k.accounts ?? ['*']).join(',')}`);
-      traders = runDemoTraders(venue, 250);
+      traders = runDemoTraders(venue, 250, (err) => logger.warn({ err }, 'demo traders: a step failed; trying again'));
     }
     print(opts.seconds === undefined ? 'Ctrl-C to stop.' : `running for ${opts.seconds} s.`);
     let n = 0;
