@@ -312,7 +312,9 @@ export class BourseClient extends EventEmitter {
     const id = presetId ?? this.#nextId++;
     const f = { ...frame, id } as ClientFrame;
     return new Promise<ServerFrame>((resolve) => {
-      if (!this.connected && f.t !== ClientMsg.Place && f.t !== ClientMsg.Subscribe) {
+      // Not connected: only a Place or Subscribe waits, and only for a reconnect that will come. With
+      // reconnect off, or after close(), it would wait forever (nothing else keeps a process alive).
+      if (!this.connected && ((f.t !== ClientMsg.Place && f.t !== ClientMsg.Subscribe) || this.#closing || this.opts.reconnect === false)) {
         resolve({ t: ServerMsg.Error, id, req: f.t, code: disconnected.code, message: 'not connected' });
         return;
       }

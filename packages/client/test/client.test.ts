@@ -155,4 +155,21 @@ describe('client - SDK against a scripted server', function () {
     const r = await client.cancel('X', 6);
     expect(r.ok).to.equal(false);
   });
+
+  it('client - with reconnect off, or after close(), a place made while disconnected answers at once instead of waiting forever', async () => {
+    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms))]);
+    const order = { symbol: 'X', side: 'buy', orderType: 'limit', tif: 'IOC', price: 100, qty: 1 } as const;
+    client = await BourseClient.connect({ url: srv.url, key: 'k.x', reconnect: false });
+    client.dropConnection();
+    await until(() => !client!.connected);
+    const r = await within(client.place(order), 1_000);
+    expect(r).to.not.equal('hung');
+    expect(r).to.include({ ok: false, code: 6000 }); // ACTOR_UNAVAILABLE: the outcome is unknown (nothing was sent)
+    // After close() (reconnect on by default): no reconnect is coming either.
+    const c2 = await BourseClient.connect({ url: srv.url, key: 'k.x' });
+    await c2.close();
+    const r2 = await within(c2.place(order), 1_000);
+    expect(r2).to.not.equal('hung');
+    expect(r2).to.include({ ok: false });
+  });
 });
