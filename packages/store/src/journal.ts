@@ -48,7 +48,8 @@ export interface JournalOptions {
   /** pg only: read pages through binary COPY (no hex decoding of bytea). Default true. */
   readonly copyReads?: boolean;
   /**
-   * PGlite only: run a `CHECKPOINT` once this many bytes of WAL were written since the last one.
+   * PGlite only: run a `CHECKPOINT` once the WAL has advanced this many bytes since the last one (the
+   * log's advance, not the bytes written: `pgliteWalBytes`).
    * Default 64 MiB; 0 = never. PGlite has no checkpointer process and never checkpoints on its own
    * while open, so without this its WAL grows without bound (1.5 GB in 6 minutes of appends here), a
    * new 1 MB segment is created and synced all the time, and a restart after a crash replays all of it.

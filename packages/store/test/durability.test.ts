@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { JournalConflictError, type JournalWrite } from '@bourse/actors';
 import { openStore, type Store } from '../src/index.js';
 import { createTestTarget, testDialects, type TestTarget } from '../src/testing.js';
-import { pglitePendingWalFiles, pgliteSyncCount } from '../src/pglite-durable.js';
+import { pglitePendingWalFiles, pgliteSyncCount, pgliteWalBytes, walPositionOf } from '../src/pglite-durable.js';
 import { batchPlan } from './fixtures/plan.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -204,6 +204,34 @@ describe('store durability [pglite] - commits reach the disk', function () {
   // 6 minutes of appends) and a restart after a crash replayed all of it. The journal checkpoints by
   // WAL volume; Postgres then recycles the segments before the checkpoint (renamed for reuse, so the
   // oldest segment name moves forward) instead of keeping every one.
+  // Each commit rewrites the WAL page it ends in, so small appends write every 8 KiB page many times:
+  // counting bytes written made the journal checkpoint ~7x more often than checkpointWalBytes says.
+  it('the WAL volume the journal checkpoints by is the log\'s advance (as pg_current_wal_lsn), not the bytes written', async () => {
+    expect(walPositionOf('000000010000000200000003', 1 << 20, 8192, 8192)).to.equal(2 * 2 ** 32 + 3 * (1 << 20) + 16384);
+    expect(walPositionOf('xlogtemp.42', 1 << 20, 0, 8192)).to.equal(undefined);
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-walpos-'));
+    const store = await openStore({ pglite: dir, journal: { checkpointWalBytes: 0 } });
+    try {
+      const pglite = store.connection.pglite!;
+      const lsn = async () => {
+        const { rows } = await pglite.query<{ l: string }>('select pg_current_wal_lsn()::text as l');
+        const [hi, lo] = rows[0]!.l.split('/');
+        return parseInt(hi!, 16) * 2 ** 32 + parseInt(lo!, 16);
+      };
+      const lsn0 = await lsn();
+      const wal0 = pgliteWalBytes(pglite);
+      for (let i = 0; i < 1500; i++) await store.journal.append([{ persistenceId: `walpos/${i % 10}`, expectedSeq: Math.floor(i / 10), events: [{ type: 'Fill', i, price: 6_500_000 + i, qty: 100 }] }]);
+      const advanced = (await lsn()) - lsn0;
+      const counted = pgliteWalBytes(pglite) - wal0;
+      expect(advanced, 'the appends advanced the log by many pages').to.be.greaterThan(256 * 1024);
+      // Postgres writes whole 8 KiB WAL pages: the furthest write ends at most a page past the log's end.
+      expect(Math.abs(counted - advanced), `counted ${counted}, log advanced ${advanced}`).to.be.at.most(2 * 8192);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('the journal checkpoints by WAL volume and the old WAL segments are recycled; everything appended reads back after reopening', async () => {
     const segments = (dir: string) => readdirSync(path.join(dir, 'pg_wal')).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
     const run = async (checkpointWalBytes: number) => {
