@@ -6,4 +6,5 @@ export { startEdge, type Edge, type EdgeOptions } from './edge.js';
 export { KeyStore, roleDefaults, type KeySpec, type KeyInfo, type Principal } from './auth.js';
 export { EdgeMetrics } from './metrics.js';
 export { runLoad, type LoadOptions, type LoadResult } from './load.js';
+export { startFsyncProbe, summarizeSyncs, type FsyncProbe, type FsyncProbeResult } from './fsync-probe.js';
 export type { GatewayExtras } from './gateway.js';

@@ -20,6 +20,8 @@
 import { BourseClient } from '@bourse/client';
 import { rejectName } from '@bourse/schemas';
 import type { Instrument, Side } from '@bourse/schemas';
+import { startFsyncProbe } from './fsync-probe.js';
+import type { FsyncProbeResult } from './fsync-probe.js';
 
 export interface LoadOptions {
   /** `ws://host:port` of an edge. */
@@ -33,6 +35,11 @@ export interface LoadOptions {
   readonly symbol?: string;
   /** Most orders in flight per client (default 64 at rate 0, else 10 000). */
   readonly window?: number;
+  /**
+   * Measure the disk's fdatasync latency in this directory during the run (`fsync-probe.ts`), the
+   * physical floor under the ack percentiles of a node whose data lives on the same file system.
+   */
+  readonly fsyncProbeDir?: string;
   /** Where the method lines and the JSON line go (default console.log). */
   readonly print?: (line: string) => void;
 }
@@ -56,6 +63,8 @@ export interface LoadResult {
   /** Most orders in flight per client. */
   readonly window: number;
   readonly durationS: number;
+  /** With `fsyncProbeDir`: the disk's own sync latency over the same run. */
+  readonly fsyncProbe?: FsyncProbeResult;
 }
 
 const pct = (sorted: Float64Array, p: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!);
@@ -67,12 +76,31 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const rate = Math.max(0, opts.rate);
   const window = Math.max(1, Math.floor(opts.window ?? (rate === 0 ? 64 : 10_000)));
   const httpUrl = opts.url.replace(/^ws/, 'http').replace(/\/ws\/?$/, '');
-  const instruments = (await (await fetch(`${httpUrl}/v1/instruments`)).json()) as Instrument[];
+  let instruments: Instrument[];
+  try {
+    const res = await fetch(`${httpUrl}/v1/instruments`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    instruments = (await res.json()) as Instrument[];
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(`cannot list instruments at ${httpUrl}/v1/instruments: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+  }
   const inst = opts.symbol ? instruments.find((i) => i.symbol === opts.symbol) : (instruments.find((i) => i.mode === 'cash') ?? instruments[0]);
   if (!inst) throw new Error(`load: no instrument ${opts.symbol ?? ''} at ${httpUrl}`);
   const symbol = inst.symbol;
 
-  const clients = await Promise.all(Array.from({ length: clientsN }, () => BourseClient.connect({ url: opts.url, key: opts.key, reconnect: false, requestTimeoutMs: 60_000 })));
+  // Before any connection: a bad directory fails the run at once.
+  const probe = opts.fsyncProbeDir !== undefined ? await startFsyncProbe(opts.fsyncProbeDir) : undefined;
+  const connecting = Array.from({ length: clientsN }, () => BourseClient.connect({ url: opts.url, key: opts.key, reconnect: false, requestTimeoutMs: 60_000 }));
+  let clients: BourseClient[];
+  try {
+    clients = await Promise.all(connecting);
+  } catch (e) {
+    // Leave nothing running: the probe's thread and the connections that did open.
+    await probe?.stop().catch(() => undefined);
+    for (const r of await Promise.allSettled(connecting)) if (r.status === 'fulfilled') await r.value.close();
+    throw e;
+  }
   const ref = inst.referencePrice > 0 ? inst.referencePrice : inst.tickSize * 1000;
   let bid = 0;
   let ask = 0;
@@ -111,6 +139,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const qty = Math.max(inst.minQty, inst.lotSize);
 
   print(`bourse load: ${clientsN} client(s) on ${opts.url}, ${symbol}, ${rate === 0 ? `as fast as acks allow (window ${window}/client)` : `${rate} orders/s scheduled evenly (window ${window}/client)`}, ${opts.durationS} s`);
+  if (probe) print(`fsync probe: 8 KiB write + fdatasync every 10 ms in ${opts.fsyncProbeDir}, on a worker thread, for the whole run: the disk's own commit latency beside the acks`);
   print('method: IOC limit orders of the minimum qty, alternating buy/sell at the opposite best price (reference price when empty); latency = answer time - scheduled send time (coordinated-omission free); percentiles over every order of the run, no warm-up excluded');
 
   const startMs = performance.now() + 50;
@@ -190,6 +219,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await new Promise((r) => setTimeout(r, 200)); // let the last fills arrive on the private stream
   closing = true;
   await Promise.all(clients.map((c) => c.close()));
+  const fsyncProbe = await probe?.stop();
 
   let fills = 0;
   for (const [orderId, n] of fillsByOrder) if (ours.has(orderId)) fills += n;
@@ -200,6 +230,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     unanswered,
     ackP50Ms: round3(pct(sorted, 0.5)), ackP99Ms: round3(pct(sorted, 0.99)), ackP999Ms: round3(pct(sorted, 0.999)), ackMaxMs: round3(nLat ? sorted[nLat - 1]! : 0),
     rejectsByCode, symbol, rate, clients: clientsN, window, durationS: opts.durationS,
+    ...(fsyncProbe && { fsyncProbe }),
   };
   print(JSON.stringify(result));
   return result;

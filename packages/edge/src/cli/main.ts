@@ -171,11 +171,11 @@ const commands: Record<string, { summary: string; run: Handler }> = {
     },
   },
   load: {
-    summary: 'load --url ws://HOST:PORT [--key KEY] --rate N --duration S --clients C [--window W]   order load over the binary protocol (one JSON line last)',
+    summary: 'load --url ws://HOST:PORT [--key KEY] --rate N --duration S --clients C [--window W] [--fsync-probe DIR]   order load over the binary protocol (one JSON line last)',
     run: async (argv) => {
       const { values } = parseArgs({
         args: argv,
-        options: { url: { type: 'string' }, key: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, symbol: { type: 'string' }, window: { type: 'string' } },
+        options: { url: { type: 'string' }, key: { type: 'string' }, rate: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, symbol: { type: 'string' }, window: { type: 'string' }, 'fsync-probe': { type: 'string' } },
         strict: true,
       });
       if (!values.url || !/^wss?:\/\//.test(values.url)) throw new UsageError('load needs --url ws://HOST:PORT');
@@ -188,6 +188,7 @@ const commands: Record<string, { summary: string; run: Handler }> = {
         clients: Math.max(1, optionalInt(values.clients, 'clients') ?? 2),
         ...(values.symbol !== undefined && { symbol: values.symbol }),
         ...(values.window !== undefined && { window: Math.max(1, optionalInt(values.window, 'window') ?? 1) }),
+        ...(values['fsync-probe'] !== undefined && { fsyncProbeDir: values['fsync-probe'] }),
       });
     },
   },
