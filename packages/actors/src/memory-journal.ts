@@ -267,6 +267,11 @@ export class MemoryJournal implements Journal {
     return (this.streams.get(persistenceId)?.snapshots ?? []).map((x) => x.seq);
   }
 
+  /** Test helper: the byte sizes of the snapshots stored for an id, oldest first. */
+  snapshotSizesOf(persistenceId: string): number[] {
+    return (this.streams.get(persistenceId)?.snapshots ?? []).map((x) => x.data.length);
+  }
+
   /** Test helper: the persistence ids that have events or snapshots. */
   ids(): string[] {
     return [...this.streams.keys()];

@@ -96,6 +96,27 @@ export interface ActorNodeOptions {
    * Events are never deleted: they are the record (and private streams replay from them).
    */
   readonly snapshotsKept?: number;
+  /**
+   * A large snapshot is taken less often: after a snapshot of B bytes, the next one waits for at least
+   * `B × snapshotEventsPerByte` events (and never fewer than the kind's interval, never more than
+   * `snapshotEventsMaxFactor` times it). Default 0.1, i.e. one event per 10 bytes; 0 = a fixed interval.
+   *
+   * Why: a snapshot costs time in proportion to its bytes (encoded on this thread, then written in
+   * one statement, which holds an embedded store's only session), and replaying events after it costs
+   * time in proportion to their count. A market maker's ledger carries up to 100 000 clientOrderIds
+   * (about 3.2 MB), snapshotted every 50 000 events at a fixed interval; on a node whose ledgers had
+   * reached that size, ack p99 at 3000 orders/s was 217-347 ms, and 90-121 ms with no snapshots at all
+   * (same data directory, side by side). `snapshotOnStop` keeps a planned restart's replay short.
+   */
+  readonly snapshotEventsPerByte?: number;
+  /** The most a snapshot interval grows by `snapshotEventsPerByte`, as a multiple of the kind's. Default 8. */
+  readonly snapshotEventsMaxFactor?: number;
+  /**
+   * `stop()` (graceful) snapshots every entity whose journal tail is at least its kind's interval
+   * (so a large entity, snapshotted less often, still restarts without a long replay after a planned
+   * stop; a crash replays the tail). Default true.
+   */
+  readonly snapshotOnStop?: boolean;
   /** Unprocessed commands an entity holds (mailbox and stash). Default 100 000. */
   readonly mailboxCommandsMax?: number;
   /** Whether this node hosts `address` now (shard ownership). Default: every address of a known kind. */
@@ -220,6 +241,8 @@ class Cell implements CommitParticipant {
   seq = 0;
   committedSeq = 0;
   snapshotSeq = 0;
+  /** Events until the next snapshot, from `snapshotSeq`: the kind's interval, grown for a large snapshot. */
+  snapshotEvery = 0;
   hwm = new Map<Address, number>();
   out = new Map<Address, OutPair>();
   outPending = 0;
@@ -319,6 +342,11 @@ export class ActorNode {
   private readonly servesFn: ((a: Address) => boolean) | undefined;
   private readonly idleMs: number;
   private readonly snapshotsKept: number;
+  private readonly snapshotEventsPerByte: number;
+  private readonly snapshotEventsMaxFactor: number;
+  private readonly snapshotOnStop: boolean;
+  /** Snapshot saves under way (`stop` waits for them). */
+  private readonly snapshotSaves = new Set<Promise<unknown>>();
   private readonly activeEntitiesMax: number;
   private readonly sweepTimerMs: number;
   private sweepTimer: TimerHandle | undefined;
@@ -366,6 +394,9 @@ export class ActorNode {
     const p = options.passivation ?? {};
     this.idleMs = p.idleMs ?? 60_000;
     this.snapshotsKept = Math.max(0, options.snapshotsKept ?? 2);
+    this.snapshotEventsPerByte = Math.max(0, options.snapshotEventsPerByte ?? 0.1);
+    this.snapshotEventsMaxFactor = Math.max(1, options.snapshotEventsMaxFactor ?? 8);
+    this.snapshotOnStop = options.snapshotOnStop ?? true;
     this.activeEntitiesMax = p.activeEntitiesMax ?? 100_000;
     this.sweepTimerMs = p.sweepMs ?? Math.max(1, this.idleMs / 2);
     const r = options.restart ?? {};
@@ -583,6 +614,19 @@ export class ActorNode {
   async stop(): Promise<void> {
     if (this.stopped) return;
     await this.committer?.drained();
+    if (this.snapshotOnStop && this.journal !== undefined) {
+      for (const c of this.cells.values()) {
+        const every = c.kind.snapshotEvery;
+        if (!c.kind.persistent || every <= 0 || c.status !== Status.Active || c.seq !== c.committedSeq || c.seq - c.snapshotSeq < every) continue;
+        try {
+          this.saveSnapshot(c, { seq: c.seq, data: this.encodeSnapshot(c) });
+          c.snapshotSeq = c.seq;
+        } catch (err) {
+          this.emit({ type: 'snapshot-failed', address: c.address, error: err });
+        }
+      }
+    }
+    await Promise.allSettled([...this.snapshotSaves]);
     this.kill();
   }
 
@@ -850,11 +894,13 @@ export class ActorNode {
     if (records.length === 0) return;
     this.committer!.add(cell, startSeq, records);
     const every = cell.kind.snapshotEvery;
-    if (every > 0 && cell.seq - cell.snapshotSeq >= every) {
+    if (every > 0 && cell.seq - cell.snapshotSeq >= Math.max(every, cell.snapshotEvery)) {
       // Capture now (the state is at cell.seq); write once cell.seq is committed.
       try {
-        cell.snapshotCapture = { seq: cell.seq, data: this.encodeSnapshot(cell) };
+        const data = this.encodeSnapshot(cell);
+        cell.snapshotCapture = { seq: cell.seq, data };
         cell.snapshotSeq = cell.seq;
+        cell.snapshotEvery = this.snapshotIntervalAfter(every, data.length);
       } catch (err) {
         this.emit({ type: 'snapshot-failed', address: cell.address, error: err });
       }
@@ -977,12 +1023,7 @@ export class ActorNode {
     const snap = cell.snapshotCapture;
     if (snap !== undefined && snap.seq <= toSeq) {
       cell.snapshotCapture = undefined;
-      const journal = this.journal!;
-      const keep = this.snapshotsKept;
-      journal
-        .saveSnapshot({ persistenceId: cell.address, seq: snap.seq, data: snap.data })
-        .then(() => (keep > 0 ? journal.keepSnapshots(cell.address, keep) : 0))
-        .catch((err: unknown) => this.emit({ type: 'snapshot-failed', address: cell.address, error: err }));
+      this.saveSnapshot(cell, snap);
     }
     if (cell.seq === cell.committedSeq) this.settled(cell);
     if (cell.restartWhenSettled && cell.seq === cell.committedSeq) {
@@ -1092,6 +1133,7 @@ export class ActorNode {
       if (cell.incarnation !== inc) return;
       cell.seq = cell.committedSeq = seq;
       cell.snapshotSeq = snapshotSeq;
+      cell.snapshotEvery = snap === undefined ? 0 : this.snapshotIntervalAfter(cell.kind.snapshotEvery, snap.data.length);
       for (const pair of cell.out.values()) pair.sentUpTo = pair.logged = pair.tickAcked = pair.acked;
       cell.status = Status.Active;
       cell.activeSince = this.clock.now();
@@ -1105,6 +1147,24 @@ export class ActorNode {
       cell.status = Status.Down;
       this.scheduleRestart(cell);
     }
+  }
+
+  /** Saves a snapshot at a committed sequence, then deletes the older ones past `snapshotsKept`. */
+  private saveSnapshot(cell: Cell, snap: { seq: number; data: Uint8Array }): void {
+    const journal = this.journal!;
+    const keep = this.snapshotsKept;
+    const p = journal
+      .saveSnapshot({ persistenceId: cell.address, seq: snap.seq, data: snap.data })
+      .then(() => (keep > 0 ? journal.keepSnapshots(cell.address, keep) : 0))
+      .catch((err: unknown) => this.emit({ type: 'snapshot-failed', address: cell.address, error: err }))
+      .finally(() => this.snapshotSaves.delete(p));
+    this.snapshotSaves.add(p);
+  }
+
+  /** Events before the next snapshot, after one of `bytes` (see `snapshotEventsPerByte`). */
+  private snapshotIntervalAfter(every: number, bytes: number): number {
+    if (every <= 0) return 0;
+    return Math.min(every * this.snapshotEventsMaxFactor, Math.max(every, Math.ceil(bytes * this.snapshotEventsPerByte)));
   }
 
   private encodeSnapshot(cell: Cell): Uint8Array {

@@ -124,7 +124,7 @@ describe('actors - runtime', () => {
   it('actors - recovery from the latest snapshot plus the journal tail gives the same stateHash', async () => {
     const journal = new MemoryJournal();
     const events: NodeEvent[] = [];
-    const node = makeNode({ journal, snapshotEventsEvery: 10, onEvent: (e) => events.push(e) });
+    const node = makeNode({ journal, snapshotEventsEvery: 10, snapshotEventsPerByte: 0, onEvent: (e) => events.push(e) });
     for (let i = 0; i < 57; i++) await node.ask('account/a', deposit(`d${i}`, i + 1), 1000);
     const live = node.stateHash('account/a');
     expect(node.passivateAll()).to.equal(1);
@@ -143,8 +143,8 @@ describe('actors - runtime', () => {
   it('actors - old snapshots are deleted as new ones are saved (snapshotsKept), events never', async () => {
     const kept = new MemoryJournal();
     const all = new MemoryJournal();
-    const a = makeNode({ journal: kept, snapshotEventsEvery: 10 });
-    const b = makeNode({ journal: all, snapshotEventsEvery: 10, snapshotsKept: 0 });
+    const a = makeNode({ journal: kept, snapshotEventsEvery: 10, snapshotEventsPerByte: 0 });
+    const b = makeNode({ journal: all, snapshotEventsEvery: 10, snapshotEventsPerByte: 0, snapshotsKept: 0 });
     for (let i = 0; i < 57; i++) {
       await a.ask('account/a', deposit(`d${i}`, i + 1), 1000);
       await b.ask('account/a', deposit(`d${i}`, i + 1), 1000);
@@ -157,9 +157,65 @@ describe('actors - runtime', () => {
     // Recovery from what is left gives the same state.
     const live = a.stateHash('account/a');
     a.kill();
-    const c = makeNode({ journal: kept, snapshotEventsEvery: 10 });
+    const c = makeNode({ journal: kept, snapshotEventsEvery: 10, snapshotEventsPerByte: 0 });
     expect(await c.ask('account/a', balance, 1000)).to.equal((57 * 58) / 2);
     expect(c.stateHash('account/a')).to.equal(live);
+  });
+
+  it('actors - a large snapshot is taken less often (snapshotEventsPerByte, capped), also after recovery; the state recovers the same', async () => {
+    // Each deposit id stays in the state, so each snapshot is larger than the one before.
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal, snapshotEventsEvery: 10, snapshotsKept: 0, snapshotEventsPerByte: 0.5, snapshotEventsMaxFactor: 4 });
+    const id = (i: number) => `deposit-${String(i).padStart(6, '0')}`;
+    for (let i = 0; i < 200; i++) await node.ask('account/a', deposit(id(i), 1), 1000);
+    await sleep(5);
+    const seqs = journal.snapshotSeqsOf('account/a');
+    const gaps = seqs.map((q, k) => q - (seqs[k - 1] ?? 0));
+    // The rule, from the stored sizes: each gap is the kind's 10, grown to half the previous snapshot's
+    // bytes, at most 4 x 10.
+    const sizes = journal.snapshotSizesOf('account/a');
+    for (let k = 1; k < gaps.length; k++) expect(gaps[k], `gap ${k} after ${sizes[k - 1]} bytes`).to.equal(Math.min(40, Math.max(10, Math.ceil(sizes[k - 1]! * 0.5))));
+    expect(gaps[0]).to.equal(10);
+    expect(Math.max(...gaps), 'the cap').to.equal(40);
+    expect(seqs.length, 'fewer snapshots than a fixed interval of 10 takes (20)').to.be.below(10);
+    // A node recovering from the newest (large) snapshot waits as long before its next one.
+    const live = node.stateHash('account/a');
+    const last = seqs.at(-1)!;
+    node.kill();
+    const again = makeNode({ journal, snapshotEventsEvery: 10, snapshotsKept: 0, snapshotEventsPerByte: 0.5, snapshotEventsMaxFactor: 4 });
+    expect(await again.ask('account/a', balance, 1000)).to.equal(200);
+    expect(again.stateHash('account/a')).to.equal(live);
+    for (let i = 200; i < 200 + (last + 40 - 200) - 1; i++) await again.ask('account/a', deposit(id(i), 1), 1000);
+    await sleep(5);
+    expect(journal.snapshotSeqsOf('account/a').at(-1), 'no snapshot before the grown interval').to.equal(last);
+    await again.ask('account/a', deposit(id(999_999), 1), 1000);
+    await sleep(5);
+    expect(journal.snapshotSeqsOf('account/a').at(-1)).to.equal(last + 40);
+  });
+
+  it('actors - a graceful stop snapshots entities whose tail is at least the interval, so a restart replays nothing; a kill does not', async () => {
+    const opts = { snapshotEventsEvery: 10, snapshotsKept: 0, snapshotEventsPerByte: 0.5, snapshotEventsMaxFactor: 4 };
+    const run = async (how: 'stop' | 'kill') => {
+      const journal = new MemoryJournal();
+      const node = makeNode({ journal, ...opts });
+      for (let i = 0; i < 75; i++) await node.ask('account/a', deposit(`deposit-${String(i).padStart(6, '0')}`, 1), 1000);
+      await sleep(5);
+      const before = journal.snapshotSeqsOf('account/a');
+      if (how === 'stop') await node.stop();
+      else node.kill();
+      const events: NodeEvent[] = [];
+      const again = makeNode({ journal, ...opts, onEvent: (e) => events.push(e) });
+      expect(await again.ask('account/a', balance, 1000)).to.equal(75);
+      const rec = events.find((e) => e.type === 'recovered') as { seq: number; snapshotSeq: number };
+      return { before, after: journal.snapshotSeqsOf('account/a'), rec };
+    };
+    const stopped = await run('stop');
+    expect(stopped.before.at(-1), 'the grown interval left a tail').to.be.below(65);
+    expect(stopped.after.at(-1)).to.equal(75);
+    expect(stopped.rec).to.include({ seq: 75, snapshotSeq: 75 });
+    const killed = await run('kill');
+    expect(killed.after).to.deep.equal(killed.before);
+    expect(killed.rec.snapshotSeq).to.equal(killed.before.at(-1));
   });
 
   it('actors - commands that arrive during recovery are stashed, never dropped', async () => {

@@ -89,6 +89,8 @@ export class SimEngineNode {
       kinds: [bookKind(env.dir), ledgerKind(env.dir), mdKind()],
       groupCommit: { windowUs: 300, batchEventsMax: 2000, fenceOf: (id) => this.fenceOf(id) },
       snapshotEventsEvery: 250,
+      snapshotEventsPerByte: 0, // a fixed interval, and no snapshots at a graceful stop: the sim's runs snapshot as they always have
+      snapshotOnStop: false,
       reliable: { resendMs: 40, attemptTimeoutMs: 40, windowMax: 512 },
       restart: { backoffMsMin: 2, backoffMsMax: 200, backoffResetMs: 1000 },
       passivation: { idleMs: 5_000 },
