@@ -83,8 +83,8 @@ export interface PreparedAppend {
 const APPEND_SQL =
   'select bourse_journal_append($1::text[], $2::int8[], $3::int8[], $4::bool[], $5::int4[], $6::int4[], $7::bytea, $8::int2, $9::text[], $10::int8[]) as n';
 
-/** PGlite: the name `APPEND_SQL` is parsed under, once per PGlite instance (those in `appendPreparedOn`). */
-const PGLITE_APPEND_STATEMENT = 'bourse_journal_append';
+/** The name `APPEND_SQL` is prepared under: once per pg session, once per PGlite instance (those in `appendPreparedOn`). */
+const APPEND_STATEMENT = 'bourse_journal_append';
 const { serialize } = protocol;
 const appendPreparedOn = new WeakSet<PGlite>();
 const BYTEA_OID = 17;
@@ -207,7 +207,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
         if (pool) {
           // A named statement: each pooled session parses and plans it once, then only binds and runs it.
           if (this.#closed) throw new JournalUsageError('journal is closed');
-          await pool.query({ name: 'bourse_journal_append', text: APPEND_SQL, values: params });
+          await pool.query({ name: APPEND_STATEMENT, text: APPEND_SQL, values: params });
         } else if (this.#conn.pglite) await this.#appendPGlite(params);
         else await this.#query(APPEND_SQL, params);
         return;
@@ -548,7 +548,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
     await this.#onPGlite(async (pglite) => {
       if (!appendPreparedOn.has(pglite)) {
         try {
-          await protocolCalls(pglite, [serialize.parse({ name: PGLITE_APPEND_STATEMENT, text: APPEND_SQL })]);
+          await protocolCalls(pglite, [serialize.parse({ name: APPEND_STATEMENT, text: APPEND_SQL })]);
         } catch (e) {
           // 42P05: another journal on this session (or a wrapper of this PGlite) prepared it already.
           if ((e as { code?: string }).code !== '42P05') throw e;
@@ -560,7 +560,7 @@ export class StoreJournal<E = unknown> implements Journal<E> {
         const oid = APPEND_PARAM_TYPES[i]!;
         return oid === BYTEA_OID ? v : serializers[oid]!(v);
       }) as string[];
-      await protocolCalls(pglite, [serialize.bind({ statement: PGLITE_APPEND_STATEMENT, values }), serialize.execute({})]);
+      await protocolCalls(pglite, [serialize.bind({ statement: APPEND_STATEMENT, values }), serialize.execute({})]);
     });
   }
 

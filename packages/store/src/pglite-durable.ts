@@ -46,14 +46,12 @@ interface Durable {
   /** fdatasync/fsync calls made, for tests and metrics. */
   syncs: number;
   /**
-   * How far the WAL has advanced since install, in bytes (the journal checkpoints by it:
-   * `pgliteWalBytes`): the furthest end of a write into a WAL segment, as a log position, minus the
-   * first one seen. Not the bytes written: every commit rewrites the WAL page it ends in, so a run of
-   * small commits writes each 8 KiB page many times (measured: 7.1x the log's advance for 3000 small
-   * appends), and a checkpoint "every 64 MiB" came every ~9 MiB of log.
+   * The furthest WAL position written (the end of a write into a segment, as a log position), and the
+   * first one seen; `pgliteWalBytes` is their difference, the log's advance. Not the bytes written:
+   * every commit rewrites the WAL page it ends in, so a run of small commits writes each 8 KiB page
+   * many times (measured: 7.1x the log's advance for 3000 small appends), and a checkpoint "every
+   * 64 MiB" came every ~9 MiB of log.
    */
-  walBytes: number;
-  /** The furthest WAL position written, and the first (undefined until a segment write is seen). */
   walEnd: number | undefined;
   walStart: number | undefined;
 }
@@ -83,7 +81,8 @@ export function pglitePendingWalFiles(pglite: PGlite): number {
 
 /** How far this PGlite's WAL has advanced (log bytes, not bytes written) since `makePGliteDurable` (0 if never made durable). */
 export function pgliteWalBytes(pglite: PGlite): number {
-  return installed.get(pglite)?.walBytes ?? 0;
+  const d = installed.get(pglite);
+  return d?.walEnd === undefined ? 0 : d.walEnd - d.walStart!;
 }
 
 /**
@@ -111,13 +110,13 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
   }
   let d = ops[DURABLE];
   if (!d) {
-    const state: Durable = { written: new Set(), syncs: 0, walBytes: 0, walEnd: undefined, walStart: undefined };
+    const state: Durable = { written: new Set(), syncs: 0, walEnd: undefined, walStart: undefined };
     d = state;
     ops[DURABLE] = state;
     const { write, close } = ops;
-    // Host descriptor -> whether it is a WAL file, and for a segment its name and size (looked up once
-    // per open descriptor; segments are created at full size, zero-filled).
-    const isWal = new Map<number, { name: string; size: number } | false>();
+    // Host descriptor -> whether it is a WAL file, and for a segment the log position it starts at
+    // (looked up once per open descriptor; segments are created at full size, zero-filled).
+    const isWal = new Map<number, { base: number | undefined } | false>();
     ops.write = function (stream, ...rest) {
       const n = write.call(this, stream, ...rest);
       const fd = stream.nfd;
@@ -125,19 +124,16 @@ export function makePGliteDurable(pglite: PGlite, dataDir: string): void {
         let wal = isWal.get(fd);
         if (wal === undefined) {
           const real = nodefs.realPath(stream.node);
-          wal = isWalPath(real) ? { name: path.basename(real), size: fstatSync(fd).size } : false;
+          wal = isWalPath(real) ? { base: walPositionOf(path.basename(real), fstatSync(fd).size, 0, 0) } : false;
           isWal.set(fd, wal);
         }
         if (wal) {
           state.written.add(fd);
-          // rest: buffer, offset, length, position. A segment's size is known once it is full size.
-          const at = typeof n === 'number' ? walPositionOf(wal.name, wal.size, rest[3] as number, n) : undefined;
-          if (at !== undefined) {
+          // rest: buffer, offset, length, position.
+          if (wal.base !== undefined && typeof n === 'number') {
+            const at = wal.base + (rest[3] as number) + n;
             state.walStart ??= at;
-            if (state.walEnd === undefined || at > state.walEnd) {
-              state.walEnd = at;
-              state.walBytes = at - state.walStart;
-            }
+            if (state.walEnd === undefined || at > state.walEnd) state.walEnd = at;
           }
         }
       }
