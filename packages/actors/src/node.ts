@@ -618,12 +618,8 @@ export class ActorNode {
       for (const c of this.cells.values()) {
         const every = c.kind.snapshotEvery;
         if (!c.kind.persistent || every <= 0 || c.status !== Status.Active || c.seq !== c.committedSeq || c.seq - c.snapshotSeq < every) continue;
-        try {
-          this.saveSnapshot(c, { seq: c.seq, data: this.encodeSnapshot(c) });
-          c.snapshotSeq = c.seq;
-        } catch (err) {
-          this.emit({ type: 'snapshot-failed', address: c.address, error: err });
-        }
+        const snap = this.captureSnapshot(c);
+        if (snap !== undefined) this.saveSnapshot(c, snap);
       }
     }
     await Promise.allSettled([...this.snapshotSaves]);
@@ -896,14 +892,7 @@ export class ActorNode {
     const every = cell.kind.snapshotEvery;
     if (every > 0 && cell.seq - cell.snapshotSeq >= Math.max(every, cell.snapshotEvery)) {
       // Capture now (the state is at cell.seq); write once cell.seq is committed.
-      try {
-        const data = this.encodeSnapshot(cell);
-        cell.snapshotCapture = { seq: cell.seq, data };
-        cell.snapshotSeq = cell.seq;
-        cell.snapshotEvery = this.snapshotIntervalAfter(every, data.length);
-      } catch (err) {
-        this.emit({ type: 'snapshot-failed', address: cell.address, error: err });
-      }
+      cell.snapshotCapture = this.captureSnapshot(cell) ?? cell.snapshotCapture; // a failed capture keeps the one waiting
     }
   }
 
@@ -1146,6 +1135,22 @@ export class ActorNode {
       this.retire(cell);
       cell.status = Status.Down;
       this.scheduleRestart(cell);
+    }
+  }
+
+  /**
+   * Encodes the entity's state at `cell.seq` and counts the next interval from there (grown for a large
+   * snapshot); undefined, with a `snapshot-failed` event, when the state cannot be encoded.
+   */
+  private captureSnapshot(cell: Cell): { seq: number; data: Uint8Array } | undefined {
+    try {
+      const data = this.encodeSnapshot(cell);
+      cell.snapshotSeq = cell.seq;
+      cell.snapshotEvery = this.snapshotIntervalAfter(cell.kind.snapshotEvery, data.length);
+      return { seq: cell.seq, data };
+    } catch (err) {
+      this.emit({ type: 'snapshot-failed', address: cell.address, error: err });
+      return undefined;
     }
   }
 
