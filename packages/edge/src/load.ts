@@ -17,7 +17,7 @@
  *   const r = await runLoad({ url: 'ws://127.0.0.1:8080', key: 'demo-mm.secret', rate: 10_000, durationS: 10, clients: 4 });
  *   // prints the method, then one JSON line: {"sent":..,"acked":..,"rejected":..,"fills":..,"ordersPerSec":..,"ackP50Ms":..,"ackP99Ms":..,"ackP999Ms":..}
  */
-import { BourseClient } from '@bourse/client';
+import { AuthError, BourseClient } from '@bourse/client';
 import { rejectName } from '@bourse/schemas';
 import type { Instrument, Side } from '@bourse/schemas';
 import { startFsyncProbe } from './fsync-probe.js';
@@ -99,6 +99,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     // Leave nothing running: the probe's thread and the connections that did open.
     await probe?.stop().catch(() => undefined);
     for (const r of await Promise.allSettled(connecting)) if (r.status === 'fulfilled') await r.value.close();
+    if (e instanceof AuthError) {
+      // The demo keys exist only on a node that runs the demo (`bourse start` without --no-demo).
+      throw new Error(`the edge at ${opts.url} refused key '${opts.key}': ${e.message} (code ${e.code}); pass --key with a key that node knows`, { cause: e });
+    }
     throw e;
   }
   const ref = inst.referencePrice > 0 ? inst.referencePrice : inst.tickSize * 1000;

@@ -8,7 +8,9 @@ import { BourseClient } from '@bourse/client';
 import { openStore } from '@bourse/store';
 import { Demo, runDemo } from '../src/cli/demo.js';
 import { runDemoTraders, runStart } from '../src/cli/start.js';
+import { failureOf } from '../src/cli/main.js';
 import type { VenueCore } from '@bourse/engine';
+import { world } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Compiled tests run from dist/test; tsx runs from test. Either way the compiled CLI is at dist/src/cli.
@@ -31,6 +33,36 @@ describe('cli - bourse', () => {
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(/^bourse/);
       expect(r.stderr, args.join(' ')).to.not.contain('    at ');
+    }
+  });
+
+  it('cli - a failed command prints one line whatever was thrown: a numeric code, a string, an exit code', () => {
+    expect(failureOf('load', Object.assign(new Error('invalid API key'), { code: 200 }))).to.deep.equal({ line: 'bourse load: invalid API key (code 200)', exitCode: 1 });
+    expect(failureOf('migrate', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }))).to.deep.equal({ line: 'bourse migrate: connect ECONNREFUSED 127.0.0.1:5432', exitCode: 1 });
+    expect(failureOf('sim', 'boom')).to.deep.equal({ line: 'bourse sim: boom', exitCode: 1 });
+    expect(failureOf('start', Object.assign(new Error('data directory in use'), { exitCode: 3 })).exitCode).to.equal(3);
+    expect(failureOf('load', Object.assign(new Error('bad\nhint'), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' }))).to.deep.equal({ line: 'bourse load: bad', exitCode: 2 });
+  });
+
+  // An error with a numeric code (the client's AuthError: Reject codes are numbers) reached the
+  // handler's `code.startsWith`, and the CLI died with a TypeError stack instead of the reason.
+  it('cli - load with a key the edge refuses exits 1 with one line naming the key, the code and what to do', async function () {
+    this.timeout(60_000);
+    const w = await world();
+    try {
+      const r = await new Promise<{ status: number | null; stderr: string; stdout: string }>((resolve) => {
+        const child = spawn(process.execPath, [cli, 'load', '--url', w.edge.url, '--key', 'no-such-key', '--duration', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('exit', (status) => resolve({ status, stderr, stdout }));
+      });
+      expect(r.status, r.stderr).to.equal(1);
+      expect(r.stderr).to.match(/^bourse load: the edge at ws:\/\/127\.0\.0\.1:\d+ refused key 'no-such-key': invalid API key \(code \d+\); pass --key/);
+      expect(r.stderr).to.not.contain('    at ');
+    } finally {
+      await w.close();
     }
   });
 

@@ -237,15 +237,25 @@ export async function main(argv: string[]): Promise<number> {
     await cmd.run(rest);
     return 0;
   } catch (e) {
-    const err = e as Error & { code?: string };
-    if (err instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      console.error(`bourse ${name}: ${err.message.split('\n')[0]}`); // one line (parseArgs adds hints on more)
-      return 2;
-    }
-    console.error(`bourse ${name}: ${err.message}`);
-    const exitCode = (err as unknown as { exitCode?: unknown }).exitCode;
-    return typeof exitCode === 'number' ? exitCode : 1;
+    const f = failureOf(name, e);
+    console.error(f.line);
+    return f.exitCode;
   }
+}
+
+/**
+ * What a failed command prints (one line, never a stack) and its exit code: 2 for bad usage, else the
+ * error's numeric `exitCode`, else 1. Anything may be thrown: a string, or an error whose `code` is a
+ * number (Reject codes are; `code.startsWith` on one used to kill the CLI with a TypeError).
+ */
+export function failureOf(command: string, e: unknown): { line: string; exitCode: number } {
+  const err = (e instanceof Error ? e : new Error(String(e))) as Error & { code?: unknown; exitCode?: unknown };
+  if (err instanceof UsageError || (typeof err.code === 'string' && err.code.startsWith('ERR_PARSE_ARGS'))) {
+    return { line: `bourse ${command}: ${err.message.split('\n')[0]}`, exitCode: 2 }; // one line (parseArgs adds hints on more)
+  }
+  const code = typeof err.code === 'number' || typeof err.code === 'string' ? String(err.code) : undefined;
+  const line = `bourse ${command}: ${err.message}${code !== undefined && !err.message.includes(code) ? ` (code ${code})` : ''}`;
+  return { line, exitCode: typeof err.exitCode === 'number' ? err.exitCode : 1 };
 }
 
 // Run when executed directly (not when imported by tests).
