@@ -14,6 +14,15 @@ export interface CommitParticipant {
   committed(epoch: number, toSeq: number): void;
   /** The write failed; `stale` when the journal rejected this writer (conflict or fence). */
   failed(epoch: number, error: unknown, stale: boolean): void;
+  /** Its highest committed sequence (read by writers that depend on it). */
+  readonly committedSeq?: number;
+  /**
+   * Events of other participants its buffered events depend on, as the highest sequence needed per
+   * participant (it consumed their messages before those were committed). Its write then goes only
+   * into the same append as those events, or into one after they committed; never into one that
+   * could commit without them.
+   */
+  readonly dependsOn?: ReadonlyMap<CommitParticipant, number> | undefined;
 }
 
 export interface GroupCommitOptions {
@@ -148,16 +157,43 @@ export class GroupCommitter {
         this.forming = false;
       }
     }
-    const entries: Entry[] = [];
+    let entries: Entry[] = [];
     const kept = new Map<CommitParticipant, Entry>();
     let keptEvents = 0;
     const hold = this.options.holdBack;
+    let anyDeps = false;
     for (const e of this.buffer.values()) {
       if (e.epoch !== e.p.epoch) continue;
       if (this.busy.has(e.p) || (hold !== undefined && hold(e.p))) {
         kept.set(e.p, e);
         keptEvents += e.events.length;
-      } else entries.push(e);
+      } else {
+        entries.push(e);
+        if (e.p.dependsOn !== undefined && e.p.dependsOn.size > 0) anyDeps = true;
+      }
+    }
+    if (anyDeps) {
+      // Keep back every write whose dependencies are neither committed nor in this batch, until
+      // nothing changes (keeping one back can leave another's dependency out).
+      const inBatch = new Map<CommitParticipant, Entry>();
+      for (const e of entries) inBatch.set(e.p, e);
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const e of inBatch.values()) {
+          if (e.p.dependsOn === undefined) continue;
+          for (const [q, seq] of e.p.dependsOn) {
+            if ((q.committedSeq ?? 0) >= seq) continue;
+            const qe = inBatch.get(q);
+            if (qe !== undefined && qe.expectedSeq + qe.events.length >= seq) continue;
+            inBatch.delete(e.p);
+            kept.set(e.p, e);
+            keptEvents += e.events.length;
+            changed = true;
+            break;
+          }
+        }
+      }
+      entries = [...inBatch.values()];
     }
     this.buffer = kept;
     this.bufferedEvents = keptEvents;

@@ -59,6 +59,15 @@ export interface ReliableOptions {
    * Default 256; 1 journals every acknowledgement in the drain that took it.
    */
   ackJournalEvery?: number;
+  /**
+   * Deliver to a receiver on this node at once, before the sender's events are committed (default
+   * false: every message crosses the transport once committed). The receiver's write then commits in the same append as the sender's events or after them,
+   * never without them, and fails with them if they fail; its replies and effects wait for its own
+   * commit as always, so nothing is visible before everything it rests on is durable. An order's hold
+   * and the book's decision then commit in one append instead of two in a row. Receivers on other
+   * nodes get only committed messages, over the transport.
+   */
+  earlyLocal?: boolean;
 }
 
 /** What happened to an entity, for logs, metrics and tests. */
@@ -168,6 +177,17 @@ class Envelope {
     /** Reliable: the messages `seq + 1 …` that travelled with `cmd`. */
     readonly more: readonly unknown[] | undefined = undefined,
   ) {}
+  /** Reliable, delivered on this node before the sender's events committed: what it rests on. */
+  early: EarlyDep | undefined = undefined;
+}
+
+/** A local sender's uncommitted events that a directly delivered message came from. */
+interface EarlyDep {
+  readonly sender: Cell;
+  /** The sender's epoch at sending: if it moved, those events were thrown away. */
+  readonly epoch: number;
+  /** The highest journal sequence of the sender events behind the message. */
+  readonly evSeq: number;
 }
 
 /**
@@ -260,6 +280,10 @@ class Cell implements CommitParticipant {
   restartWhenSettled = false;
   /** Called once everything this cell decided is committed or failed (used by `release`). */
   settleWaiters: (() => void)[] = [];
+  /** Local senders whose uncommitted events this cell's buffered events rest on (sender -> evSeq). */
+  dependsOn: Map<Cell, number> | undefined;
+  /** Cells that consumed this cell's messages before they were committed. */
+  dependents: Set<Cell> | undefined;
 
   constructor(
     readonly node: ActorNode,
@@ -359,6 +383,7 @@ export class ActorNode {
   private readonly batchMax: number;
   private readonly ackJournalEvery: number;
   private readonly mailboxCommandsMax: number;
+  private readonly earlyLocal: boolean;
   private stopped = false;
   private readonly step: unknown[] = [];
   /** Whether the entity being drained had unacknowledged outgoing messages when its drain began. */
@@ -379,6 +404,10 @@ export class ActorNode {
     reliableSent: 0,
     /** Transport messages that carried the reliable messages (several per message when batched). */
     reliableBatches: 0,
+    /** Of those, delivered straight to a receiver on this node (see `ReliableOptions.earlyLocal`). */
+    localBatches: 0,
+    /** Entities failed because messages they consumed came from events that failed to commit. */
+    dependentFailures: 0,
     mailboxFull: 0,
     backpressurePauses: 0,
   };
@@ -409,6 +438,7 @@ export class ActorNode {
     this.attemptTimeoutMs = rel.attemptTimeoutMs ?? this.resendMs;
     this.batchMax = Math.max(1, rel.batchMax ?? 256);
     this.ackJournalEvery = Math.max(1, rel.ackJournalEvery ?? 256);
+    this.earlyLocal = rel.earlyLocal ?? false;
     this.mailboxCommandsMax = options.mailboxCommandsMax ?? 100_000;
     this.system = start({ name: `bourse-${options.nodeId.replace(/[^a-z0-9-]/gi, '_')}-${++systemCounter}` } as never);
     let anyPersistent = false;
@@ -822,7 +852,14 @@ export class ActorNode {
           }
           case In.Reliable: {
             const from = m.peer;
+            const early = m.early;
+            if (early !== undefined && early.sender.epoch !== early.epoch) {
+              // The sender's events behind it failed to commit: the message never happened.
+              m.reply?.fail(new JournalFailedError(from, new Error('the events that sent this message were not committed')));
+              break;
+            }
             let h = cell.hwm.get(from) ?? 0;
+            const h0 = h;
             const n = m.more === undefined ? 1 : 1 + m.more.length;
             for (let j = 0; j < n; j++) {
               const seq = m.seq + j;
@@ -847,6 +884,11 @@ export class ActorNode {
               cell.hwm.set(from, seq);
               h = seq;
               this.record(cell, tmp, records);
+            }
+            if (early !== undefined && h > h0 && early.evSeq > early.sender.committedSeq) {
+              const deps = (cell.dependsOn ??= new Map());
+              if ((deps.get(early.sender) ?? 0) < early.evSeq) deps.set(early.sender, early.evSeq);
+              (early.sender.dependents ??= new Set()).add(cell);
             }
             this.hold(cell, m.reply!, h);
             break;
@@ -889,6 +931,7 @@ export class ActorNode {
     }
     if (records.length === 0) return;
     this.committer!.add(cell, startSeq, records);
+    if (this.earlyLocal && cell.outPending > 0 && !this.stopped) this.sendOutbox(cell);
     const every = cell.kind.snapshotEvery;
     if (every > 0 && cell.seq - cell.snapshotSeq >= Math.max(every, cell.snapshotEvery)) {
       // Capture now (the state is at cell.seq); write once cell.seq is committed.
@@ -985,6 +1028,8 @@ export class ActorNode {
   onCommitted(cell: Cell, epoch: number, toSeq: number): void {
     if (epoch !== cell.epoch || toSeq <= cell.committedSeq) return;
     cell.committedSeq = toSeq;
+    if (cell.dependents !== undefined) this.pruneDependents(cell);
+    if (cell.dependsOn !== undefined) for (const [q, need] of cell.dependsOn) if (q.committedSeq >= need) cell.dependsOn.delete(q);
     // 1. Replies.
     if (cell.held.length > 0) {
       let n = 0;
@@ -1025,6 +1070,8 @@ export class ActorNode {
   onCommitFailed(cell: Cell, epoch: number, error: unknown, stale: boolean): void {
     if (epoch !== cell.epoch) return;
     cell.epoch++; // drops this entity's buffered writes
+    cell.dependsOn = undefined;
+    this.failDependents(cell);
     const wrapped = stale ? new StaleWriterError(cell.address, cell.committedSeq, error) : new JournalFailedError(cell.address, error);
     for (const h of cell.held) h.sink.fail(wrapped);
     cell.held = [];
@@ -1048,6 +1095,35 @@ export class ActorNode {
     this.emit({ type: 'journal-failed', address: cell.address, error });
     cell.status = Status.Down;
     this.scheduleRestart(cell);
+  }
+
+  /** Forget the dependents whose needs `cell`'s commits now cover. */
+  private pruneDependents(cell: Cell): void {
+    for (const d of cell.dependents!) {
+      const need = d.dependsOn?.get(cell);
+      if (need === undefined || need <= cell.committedSeq) {
+        d.dependsOn?.delete(cell);
+        cell.dependents!.delete(d);
+      }
+    }
+    if (cell.dependents!.size === 0) cell.dependents = undefined;
+  }
+
+  /**
+   * `cell`'s uncommitted events failed: every entity that consumed messages they sent fails too (and,
+   * through this, whatever consumed its own), so each rebuilds from the journal, where none of it is.
+   */
+  private failDependents(cell: Cell): void {
+    const ds = cell.dependents;
+    if (ds === undefined) return;
+    cell.dependents = undefined;
+    for (const d of ds) {
+      const need = d.dependsOn?.get(cell);
+      if (need === undefined || need <= cell.committedSeq) continue;
+      d.dependsOn!.delete(cell);
+      this.stats.dependentFailures++;
+      this.onCommitFailed(d, d.epoch, new Error(`consumed messages of ${cell.address} whose events were not committed`), false);
+    }
   }
 
   private onCrashed(cell: Cell, err: unknown): void {
@@ -1206,16 +1282,21 @@ export class ActorNode {
       // `pending` holds consecutive pair sequences: the first unsent one is at sentUpTo + 1.
       let k = Math.max(0, pair.sentUpTo + 1 - pending[0]!.seq);
       const limit = pair.acked + this.windowMax;
+      // A persistent receiver on this node takes messages at once, committed or not; the rest wait
+      // for their events' commit and go over the transport.
+      const local = this.earlyLocal ? this.localPersistentCell(pair.to) : undefined;
+      const upTo = local !== undefined ? cell.seq : cell.committedSeq;
       while (k < pending.length) {
         const first = k;
         while (k < pending.length && k - first < this.batchMax) {
           const m = pending[k]!;
-          if (m.evSeq > cell.committedSeq || m.seq > limit) break;
+          if (m.evSeq > upTo || m.seq > limit) break;
           k++;
         }
         if (k === first) break;
         pair.sentUpTo = pending[k - 1]!.seq;
-        this.sendBatch(cell, pair, pair.to, pending, first, k);
+        if (local !== undefined) this.deliverLocal(cell, pair, local, pending, first, k);
+        else this.sendBatch(cell, pair, pair.to, pending, first, k);
       }
     }
     if (left && cell.resendTimer === undefined) {
@@ -1232,6 +1313,50 @@ export class ActorNode {
         this.sendOutbox(cell);
       });
     }
+  }
+
+  /** The receiver's cell when it is a persistent entity this node serves (activating it), else undefined. */
+  private localPersistentCell(to: Address): Cell | undefined {
+    const kind = this.kinds.get(kindOf(to));
+    if (kind === undefined || !kind.persistent || this.stopped) return undefined;
+    const c = this.localCell(to);
+    return c !== undefined && c.status !== Status.Gone ? c : undefined;
+  }
+
+  /**
+   * `pending[a … b)` straight into a receiver's mailbox on this node. When they came from events not
+   * yet committed, the envelope says so: the receiver records the dependency for the group commit,
+   * and drops the message if the sender has failed since.
+   */
+  private deliverLocal(cell: Cell, pair: OutPair, to: Cell, pending: readonly OutMessage[], a: number, b: number): void {
+    this.stats.reliableSent += b - a;
+    this.stats.reliableBatches++;
+    this.stats.localBatches++;
+    const m = pending[a]!;
+    const more = b - a === 1 ? undefined : pending.slice(a + 1, b).map((x) => x.msg);
+    const last = pending[b - 1]!.seq;
+    const evSeq = pending[b - 1]!.evSeq; // the highest: events are sequenced in order of their messages
+    const sender = cell.address;
+    const receiver = to.address;
+    const env = new Envelope(
+      In.Reliable,
+      m.msg,
+      {
+        ok: (hwm) => {
+          if ((hwm as number) < last) pair.failed = true; // a gap at the receiver: resent by the timer
+          const live = this.cells.get(sender);
+          if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, receiver, hwm as number));
+        },
+        fail: () => {
+          pair.failed = true; // resent by the timer
+        },
+      },
+      sender,
+      m.seq,
+      more,
+    );
+    if (evSeq > cell.committedSeq) env.early = { sender: cell, epoch: cell.epoch, evSeq };
+    this.enqueue(to, env);
   }
 
   /** Send `pending[a … b)` (consecutive sequences) as one transport message. */

@@ -430,3 +430,101 @@ describe('actors - runtime', () => {
     expect(journal.appendCalls).to.be.at.most(3);
   });
 });
+
+describe('actors - early local delivery (reliable.earlyLocal)', () => {
+  afterEach(() => {
+    for (const n of nodes.splice(0)) n.kill();
+  });
+  const transfer = (id: string, to: string, amount: number) => ({ type: 'Transfer', transferId: id, to, amount });
+  /** The (persistence id, event type, transfer id) of each append's writes, in append order. */
+  const recordAppends = (journal: MemoryJournal): string[][] => {
+    const appends: string[][] = [];
+    journal.faults.afterAppend = (writes) => {
+      appends.push(writes.flatMap((w) => w.events.map((e) => `${w.persistenceId}:${(e as { type?: string; $rt?: string }).type ?? (e as { $rt: string }).$rt}:${(e as { transferId?: string }).transferId ?? ''}`)));
+    };
+    return appends;
+  };
+
+  it('actors - a sender\'s event and what a local receiver made of its message commit in one append (two in a row without it)', async () => {
+    for (const earlyLocal of [true, false]) {
+      const journal = new MemoryJournal();
+      // A window long enough that b's drain surely falls inside it (500 µs is the default).
+      const node = makeNode({ journal, reliable: { resendMs: 10, earlyLocal }, groupCommit: { windowUs: 20_000 } });
+      await node.ask('account/a', deposit('d0', 100), 1000);
+      await node.ask('account/b', deposit('d0', 1), 1000); // b is active: no recovery in the way
+      const appends = recordAppends(journal);
+      expect(await node.ask('account/a', transfer('t1', 'b', 30), 1000)).to.equal('ok');
+      await node.quiescent();
+      expect(await node.ask('account/b', balance, 1000)).to.equal(31);
+      const together = appends.some((a) => a.includes('account/a:Debited:t1') && a.includes('account/b:Credited:t1'));
+      expect(together, `earlyLocal ${earlyLocal}: ${JSON.stringify(appends)}`).to.equal(earlyLocal);
+      expect(node.stats.localBatches > 0, 'delivered locally').to.equal(earlyLocal);
+    }
+  });
+
+  it('actors - the receiver takes the message before the sender commits, but its replies, effects and journal write wait for the sender\'s commit', async () => {
+    const g = gate();
+    const journal = new MemoryJournal();
+    const effects: string[] = [];
+    const node = makeNode({ journal, reliable: { resendMs: 10, earlyLocal: true }, groupCommit: { maxInFlight: 2 }, kinds: [{ ...accountKind, effects: (evs, ctx) => ctx.self === 'account/b' && effects.push(...evs.map((e) => (e as { type: string }).type)) }] });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    await node.ask('account/b', deposit('d0', 1), 1000);
+    expect(effects).to.deep.equal(['Deposited']);
+    const appends = recordAppends(journal);
+    journal.faults.beforeAppend = () => g.wait(); // a's Debited stays in flight
+    const p = node.ask('account/a', transfer('t1', 'b', 30), 5000);
+    await sleep(30);
+    const b = node.inspect('account/b')!;
+    expect(b.seq, 'b consumed the credit').to.be.greaterThan(b.committedSeq);
+    let bAnswered = false;
+    const pb = node.ask('account/b', balance, 5000).then((v) => ((bAnswered = true), v));
+    await sleep(30);
+    expect(bAnswered, 'b answered a read resting on an uncommitted credit').to.equal(false);
+    expect(effects, 'b ran effects before the commit').to.deep.equal(['Deposited']);
+    g.open();
+    expect(await p).to.equal('ok');
+    expect(await pb).to.equal(31);
+    await node.quiescent();
+    expect(effects).to.deep.equal(['Deposited', 'Credited']);
+    // b's write rested on a's append in flight: it went into a later append, never beside it or before.
+    const ia = appends.findIndex((a) => a.includes('account/a:Debited:t1'));
+    const ib = appends.findIndex((a) => a.includes('account/b:Credited:t1'));
+    expect(ia, JSON.stringify(appends)).to.be.at.least(0);
+    expect(ib, JSON.stringify(appends)).to.be.greaterThan(ia);
+  });
+
+  it('actors - when the sender\'s events fail to commit, the receiver that consumed its message fails too: no credit without its debit', async () => {
+    const g = gate();
+    const journal = new MemoryJournal();
+    const events: NodeEvent[] = [];
+    // Two appends may be in flight: b's write must still not go out beside a's failing one.
+    const node = makeNode({ journal, reliable: { resendMs: 10, earlyLocal: true }, groupCommit: { maxInFlight: 2 }, onEvent: (e) => events.push(e) });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    await node.ask('account/b', deposit('d0', 1), 1000);
+    let fail = true;
+    journal.faults.beforeAppend = async () => {
+      await g.wait();
+      if (fail) {
+        fail = false;
+        throw new Error('disk on fire');
+      }
+    };
+    const p = rejection(node.ask('account/a', transfer('t1', 'b', 30), 5000));
+    await sleep(30);
+    expect(node.inspect('account/b')!.seq, 'b consumed the credit').to.be.greaterThan(node.inspect('account/b')!.committedSeq);
+    g.open();
+    expect(await p).to.be.instanceOf(JournalFailedError);
+    expect(node.stats.dependentFailures).to.equal(1);
+    expect(events.filter((e) => e.type === 'journal-failed').map((e) => (e as { address: string }).address).sort()).to.deep.equal(['account/a', 'account/b']);
+    await node.quiescent();
+    // Rebuilt from the journal: the debit never happened, and neither did the credit.
+    expect(await node.ask('account/a', balance, 1000)).to.equal(100);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(1);
+    expect(journal.eventsOf('account/b').some((e) => (e as { type?: string }).type === 'Credited')).to.equal(false);
+    // And the next transfer goes through once.
+    expect(await node.ask('account/a', transfer('t2', 'b', 30), 1000)).to.equal('ok');
+    await node.quiescent();
+    expect(await node.ask('account/b', balance, 1000)).to.equal(31);
+    expect(await node.ask('account/a', balance, 1000)).to.equal(70);
+  });
+});

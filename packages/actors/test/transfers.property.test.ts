@@ -22,11 +22,17 @@ type Fault = { type: 'crash'; who: number } | { type: 'kill' } | { type: 'none' 
 
 interface Scenario {
   faultSeed: number;
+  /** `reliable.earlyLocal`: receivers on the node take messages before the sender's commit. */
+  earlyLocal: boolean;
+  /** Some appends fail (nothing stored): what rested on them must fail with them. */
+  failingAppends: boolean;
   waves: { transfers: { from: number; to: number; amount: number }[]; fault: Fault; faultDelayMs: number }[];
 }
 
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   faultSeed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+  earlyLocal: fc.boolean(),
+  failingAppends: fc.boolean(),
   waves: fc.array(
     fc.record({
       transfers: fc.array(
@@ -52,7 +58,14 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
  */
 async function run(s: Scenario): Promise<void> {
   const rnd = prng(s.faultSeed);
-  const journal = new MemoryJournal({ faults: { beforeAppend: () => (rnd() < 0.5 ? sleep(Math.floor(rnd() * 3)) : undefined) } });
+  const journal = new MemoryJournal({
+    faults: {
+      beforeAppend: async () => {
+        if (rnd() < 0.5) await sleep(Math.floor(rnd() * 3));
+        if (s.failingAppends && rnd() < 0.2) throw new Error('injected append failure');
+      },
+    },
+  });
   const transport = new InProcessTransport({ faults: { drop: () => rnd() < 0.1, duplicate: () => rnd() < 0.1 } });
   let generation = 0;
   const newNode = (): ActorNode =>
@@ -62,7 +75,8 @@ async function run(s: Scenario): Promise<void> {
       transport,
       kinds: [accountKind],
       snapshotEventsEvery: 7,
-      reliable: { resendMs: 5 },
+      reliable: { resendMs: 5, earlyLocal: s.earlyLocal },
+      groupCommit: { maxInFlight: 2 },
       restart: { backoffMsMin: 1, backoffMsMax: 20 },
     });
   let node = newNode();
