@@ -273,7 +273,7 @@ export async function startEngineNode(o: EngineNodeOptions): Promise<EngineNode>
     leaseTtlMs: o.leaseTtlMs ?? 3000,
     node: {
       groupCommit: { windowUs: 1000, batchEventsMax: 4000, ...o.groupCommit },
-      reliable: { windowMax: 8192, resendMs: 2_000, attemptTimeoutMs: 5_000 },
+      reliable: { windowMax: 8192, resendMs: 2_000, attemptTimeoutMs: 5_000, earlyLocal: true },
       snapshotEventsEvery: 50_000,
       passivation: { idleMs: 600_000 },
       ...(o.onEvent ? { onEvent: o.onEvent } : {}),

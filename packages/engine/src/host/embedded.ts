@@ -146,7 +146,7 @@ export class EmbeddedVenue extends VenueCore {
       snapshotEventsEvery: options.snapshotEventsEvery ?? 50_000,
       // In-process messages are not lost; a long attempt timeout avoids resend storms when a receiver is
       // slow under load (a resend is recognised and dropped, but costs a round trip and an error object).
-      reliable: { windowMax: 8192, resendMs: 3_000, attemptTimeoutMs: 10_000 },
+      reliable: { windowMax: 8192, resendMs: 3_000, attemptTimeoutMs: 10_000, earlyLocal: true },
       passivation: { idleMs: 600_000 },
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     });

@@ -91,7 +91,7 @@ export class SimEngineNode {
       snapshotEventsEvery: 250,
       snapshotEventsPerByte: 0, // a fixed interval, and no snapshots at a graceful stop: the sim's runs snapshot as they always have
       snapshotOnStop: false,
-      reliable: { resendMs: 40, attemptTimeoutMs: 40, windowMax: 512 },
+      reliable: { resendMs: 40, attemptTimeoutMs: 40, windowMax: 512, earlyLocal: true },
       restart: { backoffMsMin: 2, backoffMsMax: 200, backoffResetMs: 1000 },
       passivation: { idleMs: 5_000 },
       serves: (a) => this.servesAddress(a),
