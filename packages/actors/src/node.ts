@@ -60,12 +60,13 @@ export interface ReliableOptions {
    */
   ackJournalEvery?: number;
   /**
-   * Deliver to a receiver on this node at once, before the sender's events are committed (default
-   * false: every message crosses the transport once committed). The receiver's write then commits in the same append as the sender's events or after them,
-   * never without them, and fails with them if they fail; its replies and effects wait for its own
-   * commit as always, so nothing is visible before everything it rests on is durable. An order's hold
-   * and the book's decision then commit in one append instead of two in a row. Receivers on other
-   * nodes get only committed messages, over the transport.
+   * Deliver to a persistent receiver on this node at once, before the sender's events are committed
+   * (default false: every message crosses the transport once committed). The receiver's write then
+   * commits in the same append as the sender's events or after them, never without them, and fails
+   * with them if they fail; its replies and effects wait for its own commit as always, so nothing is
+   * visible before everything it rests on is durable. An order's hold and the book's decision then
+   * commit in one append instead of two in a row. Receivers on other nodes get only committed
+   * messages, over the transport.
    */
   earlyLocal?: boolean;
 }
@@ -1336,25 +1337,8 @@ export class ActorNode {
     const more = b - a === 1 ? undefined : pending.slice(a + 1, b).map((x) => x.msg);
     const last = pending[b - 1]!.seq;
     const evSeq = pending[b - 1]!.evSeq; // the highest: events are sequenced in order of their messages
-    const sender = cell.address;
-    const receiver = to.address;
-    const env = new Envelope(
-      In.Reliable,
-      m.msg,
-      {
-        ok: (hwm) => {
-          if ((hwm as number) < last) pair.failed = true; // a gap at the receiver: resent by the timer
-          const live = this.cells.get(sender);
-          if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, receiver, hwm as number));
-        },
-        fail: () => {
-          pair.failed = true; // resent by the timer
-        },
-      },
-      sender,
-      m.seq,
-      more,
-    );
+    const sink: ReplySink = { ok: (hwm) => this.onReliableAck(cell, pair, to.address, last, hwm as number), fail: () => (pair.failed = true) };
+    const env = new Envelope(In.Reliable, m.msg, sink, cell.address, m.seq, more);
     if (evSeq > cell.committedSeq) env.early = { sender: cell, epoch: cell.epoch, evSeq };
     this.enqueue(to, env);
   }
@@ -1373,16 +1357,18 @@ export class ActorNode {
     }
     const last = pending[b - 1]!.seq;
     this.transport.request(to, wire, this.attemptTimeoutMs).then(
-      (r) => {
-        const ack = r as WireReliableAck;
-        if (ack.hwm < last) pair.failed = true; // a gap at the receiver: resent by the timer
-        const live = this.cells.get(cell.address);
-        if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, to, ack.hwm));
-      },
+      (r) => this.onReliableAck(cell, pair, to, last, (r as WireReliableAck).hwm),
       () => {
         pair.failed = true; // resent by the timer
       },
     );
+  }
+
+  /** The receiver `to` answered a batch ending at `last` with its high-water mark `hwm`. */
+  private onReliableAck(cell: Cell, pair: OutPair, to: Address, last: number, hwm: number): void {
+    if (hwm < last) pair.failed = true; // a gap at the receiver: resent by the timer
+    const live = this.cells.get(cell.address);
+    if (live !== undefined && !this.stopped) this.enqueue(live, new Envelope(In.Ack, undefined, undefined, to, hwm));
   }
 
   // ---------------------------------------------------------------- passivation
