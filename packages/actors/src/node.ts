@@ -1334,7 +1334,11 @@ export class ActorNode {
     this.stats.reliableBatches++;
     this.stats.localBatches++;
     const m = pending[a]!;
-    const more = b - a === 1 ? undefined : pending.slice(a + 1, b).map((x) => x.msg);
+    let more: unknown[] | undefined;
+    if (b - a > 1) {
+      more = new Array(b - a - 1);
+      for (let i = a + 1; i < b; i++) more[i - a - 1] = pending[i]!.msg;
+    }
     const last = pending[b - 1]!.seq;
     const evSeq = pending[b - 1]!.evSeq; // the highest: events are sequenced in order of their messages
     const sink: ReplySink = { ok: (hwm) => this.onReliableAck(cell, pair, to.address, last, hwm as number), fail: () => (pair.failed = true) };

@@ -436,6 +436,17 @@ describe('actors - early local delivery (reliable.earlyLocal)', () => {
     for (const n of nodes.splice(0)) n.kill();
   });
   const transfer = (id: string, to: string, amount: number) => ({ type: 'Transfer', transferId: id, to, amount });
+  /** Appends wait for `g`; the first to pass it fails (nothing stored), the rest succeed. */
+  const failFirstAppendAfter = (journal: MemoryJournal, g: { wait: () => Promise<void> }): void => {
+    let fail = true;
+    journal.faults.beforeAppend = async () => {
+      await g.wait();
+      if (fail) {
+        fail = false;
+        throw new Error('disk on fire');
+      }
+    };
+  };
   /** The (persistence id, event type, transfer id) of each append's writes, in append order. */
   const recordAppends = (journal: MemoryJournal): string[][] => {
     const appends: string[][] = [];
@@ -501,14 +512,7 @@ describe('actors - early local delivery (reliable.earlyLocal)', () => {
     const node = makeNode({ journal, reliable: { resendMs: 10, earlyLocal: true }, groupCommit: { maxInFlight: 2 }, onEvent: (e) => events.push(e) });
     await node.ask('account/a', deposit('d0', 100), 1000);
     await node.ask('account/b', deposit('d0', 1), 1000);
-    let fail = true;
-    journal.faults.beforeAppend = async () => {
-      await g.wait();
-      if (fail) {
-        fail = false;
-        throw new Error('disk on fire');
-      }
-    };
+    failFirstAppendAfter(journal, g);
     const p = rejection(node.ask('account/a', transfer('t1', 'b', 30), 5000));
     await sleep(30);
     expect(node.inspect('account/b')!.seq, 'b consumed the credit').to.be.greaterThan(node.inspect('account/b')!.committedSeq);
@@ -526,5 +530,30 @@ describe('actors - early local delivery (reliable.earlyLocal)', () => {
     await node.quiescent();
     expect(await node.ask('account/b', balance, 1000)).to.equal(31);
     expect(await node.ask('account/a', balance, 1000)).to.equal(70);
+  });
+
+  // The receiver may still hold the message unconsumed (here: stashed while it recovers) when the
+  // sender's events fail. Consumed later, it would rest on sequences the sender reuses for new events:
+  // the credit would commit with them, and the sender's real next message would be dropped as a duplicate.
+  it('actors - a message whose sender failed before the receiver took it is refused: the sender\'s next transfer lands, the failed one does not', async () => {
+    const appendGate = gate();
+    const readGate = gate();
+    const journal = new MemoryJournal();
+    const node = makeNode({ journal, reliable: { resendMs: 10, earlyLocal: true } });
+    await node.ask('account/a', deposit('d0', 100), 1000);
+    failFirstAppendAfter(journal, appendGate);
+    journal.faults.beforeRead = (id) => (id === 'account/b' ? readGate.wait() : undefined); // b stays in recovery
+    const p = rejection(node.ask('account/a', transfer('t1', 'b', 30), 5000));
+    await sleep(30);
+    expect(node.inspect('account/b')?.status, 'b is recovering with the credit stashed').to.equal('recovering');
+    appendGate.open();
+    expect(await p).to.be.instanceOf(JournalFailedError);
+    readGate.open();
+    await node.quiescent();
+    expect(await node.ask('account/a', transfer('t2', 'b', 20), 1000)).to.equal('ok');
+    await node.quiescent();
+    expect(await node.ask('account/a', balance, 1000)).to.equal(80);
+    expect(await node.ask('account/b', balance, 1000)).to.equal(20);
+    expect(journal.eventsOf('account/b').filter((e) => (e as { type?: string }).type === 'Credited').map((e) => (e as { transferId: string }).transferId)).to.deep.equal(['t2']);
   });
 });
