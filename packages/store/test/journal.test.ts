@@ -1,9 +1,15 @@
 import { expect } from 'chai';
-import { sql } from 'kysely';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Migrator, sql } from 'kysely';
 import { JournalConflictError, JournalDecodeError, JournalFencedError, JournalGapError, JournalUsageError } from '@bourse/actors';
 import type { JournalPage } from '@bourse/actors';
 import { openTestStore, testDialects } from '../src/testing.js';
-import { prepareAppend } from '../src/journal.js';
+import { prepareAppend, StoreJournal } from '../src/journal.js';
+import { connect } from '../src/connect.js';
+import { migrationProvider } from '../src/migrations.js';
+import { openStore } from '../src/store.js';
 import type { Store } from '../src/store.js';
 import { FORMAT_1_EVENTS, FORMAT_1_ROW_HEX } from './fixtures/format1.js';
 
@@ -115,6 +121,37 @@ for (const dialect of testDialects()) {
       expect(await failure(store.journal.append([{ persistenceId: 'm/1', expectedSeq: 0, events: [] }]))).to.be.instanceOf(JournalUsageError);
     });
 
+    it('journal - one batch mixing new streams, continued streams and a stream split into rows commits whole, and each head moves to its last event', async () => {
+      await store.journal.append([
+        { persistenceId: 'x/old', expectedSeq: 0, events: [1, 2] },
+        { persistenceId: 'x/split', expectedSeq: 0, events: [1] },
+      ]);
+      const long = Array.from({ length: 5000 }, (_, i) => i); // more than one row (4096 events a row)
+      const batch = [
+        { persistenceId: 'x/new', expectedSeq: 0, events: ['a'] },
+        { persistenceId: 'x/old', expectedSeq: 2, events: [3] },
+        { persistenceId: 'x/split', expectedSeq: 1, events: long },
+        { persistenceId: 'x/new2', expectedSeq: 0, events: long },
+      ];
+      await store.journal.append(batch);
+      expect([...(await store.journal.highestSeqs(['x/new', 'x/old', 'x/split', 'x/new2']))]).to.deep.equal([['x/new', 1], ['x/old', 3], ['x/split', 5001], ['x/new2', 5000]]);
+      expect((await readAll(store, 'x/split', 4000)).events).to.deep.equal(long.slice(3998));
+      // The same batch again: every id is stale, and the conflict names each with its stored head.
+      const err = await failure(store.journal.append(batch));
+      expect(err).to.be.instanceOf(JournalConflictError);
+      expect((err as JournalConflictError).conflicts.map((c) => [c.persistenceId, c.expectedSeq, c.actualSeq]).sort()).to.deep.equal([
+        ['x/new', 0, 1], ['x/new2', 0, 5000], ['x/old', 2, 3], ['x/split', 1, 5001],
+      ]);
+      // Continuing from the heads works, for a split stream too.
+      await store.journal.append([{ persistenceId: 'x/split', expectedSeq: 5001, events: ['z'] }, { persistenceId: 'x/new', expectedSeq: 1, events: ['b'] }]);
+      expect(await store.journal.highestSeq('x/split')).to.equal(5002);
+      expect((await readAll(store, 'x/new')).events).to.deep.equal(['a', 'b']);
+      // One row per id (no split): a new stream beside a continued one.
+      await store.journal.append([{ persistenceId: 'x/new3', expectedSeq: 0, events: [1] }, { persistenceId: 'x/old', expectedSeq: 3, events: [4] }]);
+      expect([...(await store.journal.highestSeqs(['x/new3', 'x/old']))]).to.deep.equal([['x/new3', 1], ['x/old', 4]]);
+      expect((await readAll(store, 'x/old')).events).to.deep.equal([1, 2, 3, 4]);
+    });
+
     it('journal - a batch prepared elsewhere (prepareAppend, cloned with its payload transferred) appends like append', async () => {
       const prep = prepareAppend<unknown>([
         { persistenceId: 'prep/1', expectedSeq: 0, events: [{ n: 1 }, { n: 2 }] },
@@ -220,3 +257,36 @@ for (const dialect of testDialects()) {
     });
   });
 }
+
+describe('store journal upgrade [pglite]', function () {
+  this.timeout(60_000);
+  if (!testDialects().includes('pglite')) return;
+  it('migrations - a store whose journal 004 wrote takes 005 (the check on journal_heads) and goes on: continued, new and stale writes as before', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bourse-upgrade-'));
+    try {
+      const conn = await connect({ pglite: dir });
+      try {
+        await new Migrator({ db: conn.db, provider: migrationProvider }).migrateTo('004_journal_heads');
+        const old = new StoreJournal(conn);
+        await old.append([{ persistenceId: 'u/1', expectedSeq: 0, events: [1, 2] }, { persistenceId: 'u/2', expectedSeq: 0, events: [1] }]);
+        await old.append([{ persistenceId: 'u/1', expectedSeq: 2, events: [3] }]);
+      } finally {
+        await conn.db.destroy();
+      }
+      const store = await openStore({ pglite: dir });
+      try {
+        const fn = await sql<{ d: string }>`select pg_get_functiondef('bourse_journal_append'::regproc) as d`.execute(store.db);
+        expect(fn.rows[0]!.d).to.match(/update journal_heads/);
+        await store.journal.append([{ persistenceId: 'u/1', expectedSeq: 3, events: [4] }, { persistenceId: 'u/3', expectedSeq: 0, events: [1] }]);
+        const err = await failure(store.journal.append([{ persistenceId: 'u/2', expectedSeq: 0, events: ['again'] }]));
+        expect((err as JournalConflictError).conflicts).to.deep.equal([{ persistenceId: 'u/2', expectedSeq: 0, actualSeq: 1 }]);
+        expect([...(await store.journal.highestSeqs(['u/1', 'u/2', 'u/3']))]).to.deep.equal([['u/1', 4], ['u/2', 1], ['u/3', 1]]);
+        expect((await readAll(store, 'u/1')).events).to.deep.equal([1, 2, 3, 4]);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
