@@ -343,8 +343,8 @@ const m004_journal_heads: Migration = {
   async up(db: Kysely<any>) {
     // The newest sequence per persistence id, kept by the append in the same statement, so "which
     // streams have events beyond a checkpoint" reads one small row per stream instead of probing
-    // the journal's index twice per stream. Only a hint for readers: the journal's own primary key
-    // and predecessor check still decide every append.
+    // the journal's index twice per stream. Only a hint for readers here: the journal's own primary key
+    // and predecessor check still decide every append (until 005, which checks on this row).
     // Appends wait while this runs (share mode conflicts with their row-exclusive lock), so none
     // lands between the backfill and the new append function.
     await sql`lock table journal in share mode`.execute(db);
@@ -368,8 +368,10 @@ const m005_append_checks_heads: Migration = {
     // row and fails the condition), and is created only for a stream starting at 1 (a concurrent creator
     // meets the unique key). So the check and the head's upkeep are one row operation instead of an
     // index probe plus an upsert (bench/append.ts compares the two: 200-id appends took about 40% less
-    // time on both dialects here). The journal's primary key stays as a second guard: a row that already
-    // exists fails the append as a conflict too. Heads of rows deleted behind a snapshot stay where they
+    // time on both dialects here). So the head row is now the authority on an id's newest sequence:
+    // whatever writes journal rows must move it in the same transaction (only this function writes
+    // either). The primary key still refuses a row at an existing row's start (a conflict too), but it
+    // would not catch a head set back by hand. Heads of rows deleted behind a snapshot stay where they
     // are (deleteEventsTo keeps the newest row of each id).
     // Head rows are visited in id order where the planner keeps its input's order (004 guaranteed it with
     // an ordered insert; an update's join need not). Two appends meet on one id only when one writer is
