@@ -102,11 +102,23 @@ describe('cli - bourse', () => {
 
   it('cli - sim with worker threads stops on SIGINT: workers terminated, exit code 130, no hang', async function () {
     this.timeout(60_000);
-    const child = spawn(process.execPath, [cli, 'sim', '--seeds', '1..200', '--steps', '5000', '--workers', '2', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'sim', '--seeds', '1..200', '--steps', '2000', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Interrupt once the sweep is running on its workers (a seed has reported), not after a fixed
+    // delay: on a slow machine the CLI was still loading at 2 s, before its SIGINT handler existed.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no seed finished within 40 s; stderr: ${stderr}`)), 40_000);
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (/^seed \d+: ok/m.test(stdout)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
     const t0 = Date.now();
     child.kill('SIGINT');
     const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
